@@ -1,0 +1,38 @@
+"""neuralgpu: the Neural GPU (Kaiser & Sutskever, 2015) in modern PyTorch.
+
+>>> import neuralgpu
+>>> solver = neuralgpu.load("badd")          # a shipped model, a release file or a run directory
+>>> solver.solve(["1011+110"])               # doctest: +SKIP
+['10001']
+"""
+
+__version__ = "0.1.0"
+
+from neuralgpu.curriculum import Curriculum, CurriculumConfig
+from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.model import ModelConfig, ModelOutput, NeuralGPU
+from neuralgpu.recipes import RECIPES, build_config
+from neuralgpu.tasks import REGISTRY, Batch, Task, TaskInputError, get_task, task_names
+from neuralgpu.train import TrainConfig, Trainer, TrainResult
+
+__all__ = [
+    "RECIPES",
+    "REGISTRY",
+    "Batch",
+    "Curriculum",
+    "CurriculumConfig",
+    "EvalResult",
+    "ModelConfig",
+    "ModelOutput",
+    "NeuralGPU",
+    "Task",
+    "TaskInputError",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "__version__",
+    "build_config",
+    "evaluate",
+    "get_task",
+    "task_names",
+]

@@ -1,0 +1,84 @@
+"""Which lengths to train on next: the paper's length curriculum, or DNGPU-style length bins.
+
+Curriculum (paper): train at lengths up to ``current``, starting at 6; every ``check_every`` steps,
+if the training sequence error at lengths <= current was below ``threshold``, grow ``current`` by
+one, up to ``max_length``. A ``random_share`` of the batches draws any length up to the maximum
+anyway. Bins (DNGPU): every step trains one batch from each length in ``bins``, no curriculum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    mode: Literal["curriculum", "bins"] = "curriculum"
+    start: int = 6
+    max_length: int = 41
+    min_length: int = 3  # shortest length ever drawn
+    check_every: int = 200  # steps between curriculum decisions
+    threshold: float = 0.15  # grow when the training sequence error is below this
+    random_share: float = 0.25  # share of batches drawn at any length up to max_length
+    bins: tuple[int, ...] = ()  # mode "bins": one batch at each of these lengths every step
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("curriculum", "bins"):
+            raise ValueError(f"curriculum mode must be 'curriculum' or 'bins', got {self.mode!r}")
+        if self.mode == "bins" and not self.bins:
+            raise ValueError("curriculum mode 'bins' needs at least one bin length")
+        if not self.min_length <= self.start <= self.max_length:
+            raise ValueError(f"need min_length <= start <= max_length, got {self.min_length}, {self.start}, {self.max_length}")
+
+
+@dataclass
+class Curriculum:
+    """The mutable state: current length and the error tally since the last decision."""
+
+    config: CurriculumConfig
+    current: int = 0
+    errors: float = 0.0
+    examples: int = 0
+    history: list[int] = field(default_factory=list)  # steps at which the length grew
+
+    def __post_init__(self) -> None:
+        if self.current == 0:
+            self.current = self.config.max_length if self.config.mode == "bins" else self.config.start
+
+    def lengths(self, rng: np.random.Generator) -> list[int]:
+        """The lengths of the batches of the next training step."""
+        config = self.config
+        if config.mode == "bins":
+            return list(config.bins)
+        top = config.max_length if rng.random() < config.random_share else self.current
+        return [int(rng.integers(config.min_length, top + 1))]
+
+    def record(self, length: int, sequence_errors: int, examples: int) -> None:
+        if length <= self.current:
+            self.errors += sequence_errors
+            self.examples += examples
+
+    @property
+    def at_max(self) -> bool:
+        return self.current >= self.config.max_length
+
+    def decide(self, step: int) -> bool:
+        """At a decision step: True when training error was low enough (and the length grows)."""
+        rate = self.errors / self.examples if self.examples else 1.0
+        self.errors, self.examples = 0.0, 0
+        if rate >= self.config.threshold:
+            return False
+        if not self.at_max:
+            self.current += 1
+            self.history.append(step)
+        return True
+
+    def state_dict(self) -> dict:
+        return {"current": self.current, "errors": self.errors, "examples": self.examples, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.current, self.errors, self.examples = int(state["current"]), float(state["errors"]), int(state["examples"])
+        self.history = [int(step) for step in state["history"]]

@@ -1,0 +1,201 @@
+"""The Neural GPU: a stack of convolutional GRUs applied n times to an (B, m, h, n) state.
+
+``NeuralGPU(ModelConfig())`` is the paper's model (m = 24 channels, height 4, two CGRU layers a
+step, the 1.2-cutoff sigmoid, six relaxed copies of the step parameters). The same weights run at
+any width n; the model performs n steps for an input of n columns. Options from the follow-ups
+(hard nonlinearities with a saturation cost, diagonal update gates, a 1-D state with one CGRU a
+step) are switches in the config.
+
+The model reads tokens and a column mask, nothing else: it knows no task notation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a Neural GPU; everything the model is built from."""
+
+    vocab_size: int = 13  # padding + digits 0-9 + two operators: the tasks' shared vocabulary
+    channels: int = 24  # m
+    height: int = 4  # h
+    layers_per_step: int = 2  # CGRU layers applied in sequence at every step
+    kernel_height: int = 3
+    kernel_width: int = 3
+    copies: int = 6  # parameter-sharing relaxation: step t uses copy t mod copies; 1 = tied
+    gate: Literal["cutoff", "hard"] = "cutoff"  # cutoff: clip(c*sigmoid - (c-1)/2); hard: DNGPU's
+    cutoff: float = 1.2
+    diagonal_gates: bool = False  # update gate mixes the state shifted left/right (DNGPU)
+    dropout: float = 0.15  # on the state after every step, scaled by 8/n
+    embed_init: float = 1.7
+    init_scale: float = 1.8  # conv weights ~ U(+-init_scale * sqrt(3 / fan_in))
+    checkpoint_steps: bool = False  # recompute each step in backward: memory O(n), not O(n^2)
+
+    def __post_init__(self) -> None:
+        for field in ("vocab_size", "channels", "height", "layers_per_step", "copies"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"ModelConfig.{field} must be >= 1, got {getattr(self, field)}")
+        if self.kernel_height % 2 == 0 or self.kernel_width % 2 == 0:
+            raise ValueError("kernel sizes must be odd so that 'same' padding keeps the state's shape")
+        if self.gate not in ("cutoff", "hard"):
+            raise ValueError(f"ModelConfig.gate must be 'cutoff' or 'hard', got {self.gate!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+
+class ModelOutput(NamedTuple):
+    logits: Tensor  # (B, n, vocab_size)
+    saturation: Tensor  # scalar: mean of relu(|pre-activation| - 0.9) over hard gates (0 for cutoff)
+
+
+def dropout_rate(config: ModelConfig, width: int) -> float:
+    """The released code's schedule: rate 0.15 * 8 / n, smaller for longer inputs (capped at 0.5)."""
+    return min(0.5, config.dropout * 8.0 / max(width, 1))
+
+
+def shift_for_diagonal_gates(state: Tensor) -> Tensor:
+    """First third of the channels moved one column left, second third one right, rest unshifted."""
+    third = state.shape[1] // 3
+    left = F.pad(state[:, :third, :, 1:], (0, 1))  # column j now holds column j + 1
+    right = F.pad(state[:, third : 2 * third, :, :-1], (1, 0))  # column j now holds column j - 1
+    return torch.cat([left, right, state[:, 2 * third :]], dim=1)
+
+
+def saturation_cost(preactivation: Tensor) -> Tensor:
+    return F.relu(preactivation.abs() - 0.9).mean()
+
+
+class NeuralGPU(nn.Module):
+    """Embedding -> n steps of CGRU layers over the (B, m, h, n) state -> per-column logits."""
+
+    RELAXED = ("gate_weight", "gate_bias", "candidate_weight", "candidate_bias")
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        m, kh, kw = config.channels, config.kernel_height, config.kernel_width
+        shape = (config.copies, config.layers_per_step)
+        self.embedding = nn.Parameter(torch.empty(config.vocab_size, m))
+        self.input_weight = nn.Parameter(torch.empty(m, m))  # the 1x1 convolution after tanh
+        self.input_bias = nn.Parameter(torch.zeros(m))
+        # Reset and update gates share one convolution: 2m output channels, split afterwards.
+        self.gate_weight = nn.Parameter(torch.empty(*shape, 2 * m, m, kh, kw))
+        self.gate_bias = nn.Parameter(torch.ones(*shape, 2 * m))  # +1: gates start mostly open
+        self.candidate_weight = nn.Parameter(torch.empty(*shape, m, m, kh, kw))
+        self.candidate_bias = nn.Parameter(torch.zeros(*shape, m))
+        self.output_weight = nn.Parameter(torch.empty(config.vocab_size, m))  # 1x1 conv to logits
+        self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        config = self.config
+        with torch.no_grad():
+            self.embedding.uniform_(-config.embed_init, config.embed_init)
+            self.embedding[0].zero_()  # padding embeds to zero
+            conv_bound = config.init_scale * math.sqrt(3.0 / (config.kernel_height * config.kernel_width * config.channels))
+            linear_bound = config.init_scale * math.sqrt(3.0 / config.channels)
+            self.gate_weight.uniform_(-conv_bound, conv_bound)
+            self.candidate_weight.uniform_(-conv_bound, conv_bound)
+            self.input_weight.uniform_(-linear_bound, linear_bound)
+            self.output_weight.uniform_(-linear_bound, linear_bound)
+
+    # --- the computation -------------------------------------------------------------------
+
+    def embed(self, tokens: Tensor, column_mask: Tensor) -> Tensor:
+        """Tokens (B, n) to the initial state (B, m, h, n): embedding in row 0, zeros below."""
+        embedded = torch.tanh(F.embedding(tokens, self.embedding))  # (B, n, m)
+        embedded = embedded @ self.input_weight.T + self.input_bias  # (B, n, m)
+        state = embedded.transpose(1, 2).unsqueeze(2)  # (B, m, 1, n)
+        state = F.pad(state, (0, 0, 0, self.config.height - 1))  # (B, m, h, n)
+        return state * column_mask
+
+    def gates(self, preactivation: Tensor) -> Tensor:
+        if self.config.gate == "hard":
+            return torch.clamp(0.5 * preactivation + 0.5, 0.0, 1.0)
+        c = self.config.cutoff
+        return torch.clamp(c * torch.sigmoid(preactivation) - (c - 1.0) / 2.0, 0.0, 1.0)
+
+    def candidate(self, preactivation: Tensor) -> Tensor:
+        return torch.clamp(preactivation, -1.0, 1.0) if self.config.gate == "hard" else torch.tanh(preactivation)
+
+    def cgru(self, state: Tensor, copy: int, layer: int) -> tuple[Tensor, Tensor]:
+        """One convolutional GRU: returns the new state (B, m, h, n) and its saturation cost."""
+        padding = (self.config.kernel_height // 2, self.config.kernel_width // 2)
+        gate_pre = F.conv2d(state, self.gate_weight[copy, layer], self.gate_bias[copy, layer], padding=padding)
+        reset, update = self.gates(gate_pre).chunk(2, dim=1)  # each (B, m, h, n)
+        cand_pre = F.conv2d(reset * state, self.candidate_weight[copy, layer], self.candidate_bias[copy, layer], padding=padding)
+        kept = shift_for_diagonal_gates(state) if self.config.diagonal_gates else state
+        new_state = update * kept + (1.0 - update) * self.candidate(cand_pre)
+        if self.config.gate == "hard":
+            return new_state, saturation_cost(gate_pre) + saturation_cost(cand_pre)
+        return new_state, state.new_zeros(())
+
+    def step(self, state: Tensor, column_mask: Tensor, copy: int, dropout: float) -> tuple[Tensor, Tensor]:
+        """One step: every CGRU layer, each followed by the mask, then dropout on the state."""
+        saturation = state.new_zeros(())
+        for layer in range(self.config.layers_per_step):
+            state, cost = self.cgru(state, copy, layer)
+            state = state * column_mask
+            saturation = saturation + cost
+        if dropout > 0.0:
+            state = F.dropout(state, dropout, training=True)
+        return state, saturation
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> ModelOutput:
+        """Tokens (B, n) and a column mask (B, n), True where input or target has a symbol."""
+        if mask is None:
+            mask = tokens != 0
+        width = tokens.shape[1]
+        column_mask = mask[:, None, None, :].to(self.embedding.dtype)  # (B, 1, 1, n)
+        state = self.embed(tokens, column_mask)
+        dropout = dropout_rate(self.config, width) if self.training else 0.0
+        saturation = state.new_zeros(())
+        for t in range(width):
+            copy = t % self.config.copies
+            if self.config.checkpoint_steps and torch.is_grad_enabled():
+                state, cost = checkpoint(self.step, state, column_mask, copy, dropout, use_reentrant=False)
+            else:
+                state, cost = self.step(state, column_mask, copy, dropout)
+            saturation = saturation + cost
+        logits = state[:, :, 0, :].transpose(1, 2) @ self.output_weight.T + self.output_bias  # (B, n, C)
+        return ModelOutput(logits, saturation / max(width, 1))
+
+    # --- the parameter-sharing relaxation --------------------------------------------------
+
+    def relaxed_parameters(self) -> list[nn.Parameter]:
+        return [getattr(self, name) for name in self.RELAXED]
+
+    def pull_distance(self) -> Tensor:
+        """sum over copies of ||theta_i - mean(theta)||^2: what the relaxation's pull term scales."""
+        total = self.embedding.new_zeros(())
+        for parameter in self.relaxed_parameters():
+            total = total + (parameter - parameter.mean(dim=0, keepdim=True)).pow(2).sum()
+        return total
+
+    def tie_copies(self) -> dict[nn.Parameter, nn.Parameter]:
+        """Average the relaxed copies into one shared set; returns {old parameter: new parameter}."""
+        replaced = {}
+        for name in self.RELAXED:
+            old = getattr(self, name)
+            new = nn.Parameter(old.detach().mean(dim=0, keepdim=True).clone())
+            setattr(self, name, new)
+            replaced[old] = new
+        self.config = replace(self.config, copies=1)
+        return replaced
+
+    @property
+    def tied(self) -> bool:
+        return self.config.copies == 1
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -1,0 +1,393 @@
+"""Training: one loop for every recipe, on CPU or GPU, resumable, with a run directory.
+
+``Trainer(config, run_dir).run()`` trains until the task is solved (zero errors on the frozen
+evaluation sets at the maximum training length and at ``generalization_factor`` times it), the
+step limit, or the time budget. Each training step draws its lengths from the curriculum, adds
+the relaxation's pull term, clips the gradient, adds annealed gradient noise to it (for real: the
+noise is in ``p.grad`` when the optimizer steps), and updates. A non-finite loss or gradient never
+reaches the weights: the step is dropped and the run rolls back to its last good snapshot with a
+lower learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from neuralgpu.checkpoint import FORMAT, FORMAT_VERSION, RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, model_config_from_dict, save_release, save_snapshot
+from neuralgpu.curriculum import Curriculum, CurriculumConfig
+from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.rundir import RunWriter
+from neuralgpu.tasks import Batch, get_task, structured_suites
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run is built from; recipes (see ``recipes.py``) fill it in."""
+
+    task: str = "badd"
+    recipe: str = "paper"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    batch_size: int = 32
+    optimizer: Literal["adam", "adamax"] = "adam"
+    lr: float = 1e-3
+    adam_eps: float = 1e-4
+    clip_norm: float = 1.0
+    grad_noise: float = 1e-3  # noise std = grad_noise * sqrt(step^-0.55 * training sequence error)
+    lr_decay: float = 0.98  # applied when the loss stops improving between curriculum decisions
+    pull_start: float = 5e-4  # relaxation pull; grows x pull_growth at each curriculum success
+    pull_growth: float = 1.2
+    pull_tie: float = 0.1  # average the copies into one once the pull reaches this
+    saturation_weight: float = 0.0  # weight of the hard gates' saturation cost
+    max_steps: int = 100_000
+    time_budget: float | None = None  # seconds of training, summed over resumes
+    log_every: int = 50
+    eval_every: int = 200
+    eval_samples: int = 128  # frozen eval set at the maximum training length
+    generalization_factor: int = 10  # solved = zero errors at max length and this many times it
+    long_eval_samples: int = 32
+    final_suites: Literal["random", "all"] = "all"  # what the release card records
+    snapshot_every: int = 200
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_steps < 0 or self.lr <= 0:
+            raise ValueError("batch_size >= 1, max_steps >= 0 and lr > 0 are required")
+        if self.optimizer not in ("adam", "adamax"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
+
+    @property
+    def eval_lengths(self) -> tuple[int, int]:
+        top = self.curriculum.max_length
+        return top, top * self.generalization_factor - (self.generalization_factor - 1)
+
+
+def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    data = dict(data)
+    data["model"] = model_config_from_dict(data["model"])
+    curriculum = dict(data["curriculum"])
+    curriculum["bins"] = tuple(curriculum.get("bins", ()))
+    data["curriculum"] = CurriculumConfig(**curriculum)
+    return TrainConfig(**data)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> float:
+    return config.grad_noise * math.sqrt(max(step, 1) ** -0.55 * max(train_error, 0.0))
+
+
+@dataclass
+class TrainResult:
+    solved: bool
+    steps: int
+    elapsed: float
+    final: list[EvalResult]
+    run_dir: Path | None
+
+
+@dataclass
+class StepStats:
+    loss: float = 0.0
+    sequence_errors: int = 0
+    examples: int = 0
+    digit_errors: int = 0
+    digits: int = 0
+    grad_norm: float = 0.0
+    finite: bool = True
+
+
+class Trainer:
+    """Owns the model, optimizer, curriculum and RNG streams of one run."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path | None = None, resume: bool = False, progress: bool | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.task = get_task(config.task)
+        for length in config.eval_lengths:
+            self.task.check_length(length)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.model = NeuralGPU(config.model).to(self.device)
+        self.optimizer = self._make_optimizer()
+        curriculum = config.curriculum
+        self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
+        self.step = 0
+        self.pull = config.pull_start
+        self.lr = config.lr
+        self.elapsed = 0.0
+        self.train_error = 1.0  # running training sequence error, drives the gradient noise
+        self.previous_window_loss = math.inf
+        self.window_loss, self.window_steps = 0.0, 0
+        self.rollbacks = 0
+        self.solved = False
+        if resume:
+            if run_dir is None:
+                raise ValueError("resuming needs a run directory")
+            self._restore(load_snapshot(run_dir / SNAPSHOT_NAME))
+        self.last_good = self._snapshot_state()
+        self.writer = RunWriter(run_dir, {"train_config": asdict(config), "world_size": 1}, resume) if run_dir else None
+
+    # --- pieces ---------------------------------------------------------------------------
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self.config.optimizer == "adamax":
+            return torch.optim.Adamax(self.model.parameters(), lr=self.config.lr, eps=self.config.adam_eps)
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, eps=self.config.adam_eps)
+
+    def _tensors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return tuple(torch.from_numpy(array).to(self.device) for array in (batch.inputs, batch.targets, batch.mask))  # type: ignore[return-value]
+
+    def tie(self) -> None:
+        """Average the relaxed copies into one and carry the optimizer's moments across."""
+        replaced = self.model.tie_copies()
+        for old, new in replaced.items():
+            state = self.optimizer.state.pop(old, None)
+            if state:
+                self.optimizer.state[new] = {
+                    key: value.mean(dim=0, keepdim=True) if torch.is_tensor(value) and value.dim() > 0 else value
+                    for key, value in state.items()
+                }
+        for group in self.optimizer.param_groups:
+            group["params"] = [replaced.get(parameter, parameter) for parameter in group["params"]]
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    # --- one step -------------------------------------------------------------------------
+
+    def train_step(self) -> StepStats:
+        config, stats = self.config, StepStats()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        lengths = self.curriculum.lengths(self.rng)
+        for length in lengths:
+            batch = self.task.sample(config.batch_size, length, self.rng)
+            inputs, targets, mask = self._tensors(batch)
+            output = self.model(inputs, mask)
+            loss = F.cross_entropy(output.logits[mask], targets[mask]) + config.saturation_weight * output.saturation
+            (loss / len(lengths)).backward()
+            wrong = (output.logits.argmax(-1) != targets) & mask
+            sequence_errors = int(wrong.any(dim=1).sum())
+            self.curriculum.record(length, sequence_errors, len(batch))
+            stats.loss += float(loss.detach()) / len(lengths)
+            stats.sequence_errors += sequence_errors
+            stats.examples += len(batch)
+            stats.digit_errors += int(wrong.sum())
+            stats.digits += int(mask.sum())
+        if not self.model.tied:
+            (self.pull * self.model.pull_distance()).backward()
+        parameters = list(self.model.parameters())
+        norm = torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
+        stats.grad_norm = float(norm)
+        stats.finite = math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)
+        if not stats.finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            return stats
+        noise = gradient_noise_std(config, self.step + 1, self.train_error)
+        if noise > 0:
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    parameter.grad.add_(torch.randn_like(parameter.grad), alpha=noise)
+        self.optimizer.step()
+        self.step += 1
+        self.train_error = 0.9 * self.train_error + 0.1 * stats.sequence_errors / stats.examples
+        self.window_loss += stats.loss
+        self.window_steps += 1
+        return stats
+
+    def decide(self) -> dict[str, Any]:
+        """The curriculum decision with the pull schedule, tying and learning-rate decay."""
+        events: dict[str, Any] = {}
+        if self.curriculum.decide(self.step) and not self.model.tied:
+            self.pull *= self.config.pull_growth
+            if self.pull >= self.config.pull_tie:
+                self.tie()
+                events["tied"] = True
+        window = self.window_loss / max(self.window_steps, 1)
+        if window >= self.previous_window_loss:
+            self.set_lr(self.lr * self.config.lr_decay)
+        self.previous_window_loss = window
+        self.window_loss, self.window_steps = 0.0, 0
+        return events
+
+    def check_solved(self) -> dict[str, float]:
+        """Evaluate at the maximum training length, and at 10x only when that is error-free."""
+        short, long = self.config.eval_lengths
+        record: dict[str, float] = {}
+        result = evaluate(self.model, self.task, short, "random", self.config.eval_samples)
+        record[f"eval_seq_error_{short}"] = result.sequence_error
+        record[f"eval_digit_error_{short}"] = result.digit_error
+        if result.sequence_errors == 0 and self.curriculum.at_max:
+            if not self.model.tied:  # a solved curriculum needs no more relaxation
+                self.tie()
+                record["tied"] = 1.0
+                return record
+            long_result = evaluate(self.model, self.task, long, "random", self.config.long_eval_samples)
+            record[f"eval_seq_error_{long}"] = long_result.sequence_error
+            record[f"eval_digit_error_{long}"] = long_result.digit_error
+            self.solved = long_result.sequence_errors == 0
+        return record
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        state = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_config": asdict(self.model.config),
+            "model": {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "curriculum": self.curriculum.state_dict(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+        for name in ("step", "pull", "lr", "elapsed", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks"):
+            state[name] = getattr(self, name)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        model_config = model_config_from_dict(state["model_config"])
+        if model_config.copies != self.model.config.copies:
+            self.model = NeuralGPU(model_config).to(self.device)
+            self.optimizer = self._make_optimizer()
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        for name in ("step", "pull", "lr", "elapsed", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks"):
+            setattr(self, name, type(getattr(self, name))(state[name]))
+        self.set_lr(self.lr)
+
+    def rollback(self) -> dict[str, Any]:
+        """Back to the last good snapshot with half the learning rate (the divergence guard)."""
+        rollbacks = self.rollbacks + 1
+        self._restore(self.last_good)
+        self.rollbacks = rollbacks
+        self.set_lr(self.lr * 0.5)
+        return {"event": "rollback", "rollbacks": rollbacks, "lr": self.lr}
+
+    def save_snapshot(self) -> None:
+        self.last_good = self._snapshot_state()
+        if self.run_dir is not None:
+            save_snapshot(self.run_dir / SNAPSHOT_NAME, self.last_good)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def log(self, record: dict[str, Any], bar: tqdm) -> None:
+        if self.writer is not None:
+            self.writer.log(record)
+        if "event" in record:
+            bar.write(f"step {record['step']}: {record['event']} (learning rate now {self.lr:.2e})")
+
+    def out_of_budget(self) -> bool:
+        budget = self.config.time_budget
+        return self.step >= self.config.max_steps or (budget is not None and self.elapsed >= budget)
+
+    def run(self) -> TrainResult:
+        config = self.config
+        quiet = True if self.progress is False else None  # None: tqdm stays quiet when not on a terminal
+        bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
+        window: list[StepStats] = []
+        try:
+            while not self.solved and not self.out_of_budget():
+                started = time.perf_counter()
+                stats = self.train_step()
+                if not stats.finite:
+                    self.log({"step": self.step, **self.rollback()}, bar)
+                    continue
+                window.append(stats)
+                record: dict[str, Any] = {}
+                if self.step % config.curriculum.check_every == 0:
+                    record.update(self.decide())
+                if self.step % config.eval_every == 0:
+                    record.update(self.check_solved())
+                self.elapsed += time.perf_counter() - started
+                if self.step % config.log_every == 0 or record or self.solved:
+                    self.log(self._summary(window, record), bar)
+                    window = []
+                if self.step % config.snapshot_every == 0:
+                    self.save_snapshot()
+                bar.update(1)
+                bar.set_postfix(length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False)
+        except KeyboardInterrupt:
+            bar.write("interrupted: saving a resume snapshot")
+            self.save_snapshot()
+            raise
+        finally:
+            bar.close()
+        self.save_snapshot()
+        final = self.final_evaluation()
+        if self.run_dir is not None:
+            save_release(self.run_dir / RELEASE_NAME, self.model, self.card(final))
+        if self.writer is not None:
+            self.writer.log({"step": self.step, "event": "finished", "solved": self.solved, "elapsed": self.elapsed})
+            self.writer.close()
+        return TrainResult(self.solved, self.step, self.elapsed, final, self.run_dir)
+
+    def _summary(self, window: list[StepStats], extra: dict[str, Any]) -> dict[str, Any]:
+        examples = sum(s.examples for s in window) or 1
+        return {
+            "step": self.step,
+            "length": self.curriculum.current,
+            "loss": sum(s.loss for s in window) / max(len(window), 1),
+            "train_seq_error": sum(s.sequence_errors for s in window) / examples,
+            "train_digit_error": sum(s.digit_errors for s in window) / max(sum(s.digits for s in window), 1),
+            "grad_norm": sum(s.grad_norm for s in window) / max(len(window), 1),
+            "lr": self.lr,
+            "pull": self.pull,
+            "tied": self.model.tied,
+            "elapsed": self.elapsed,
+            **extra,
+        }
+
+    def final_evaluation(self) -> list[EvalResult]:
+        suites = ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
+        results = []
+        for length, samples in zip(self.config.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples)):
+            results.extend(evaluate(self.model, self.task, length, suite, samples) for suite in suites)
+        return results
+
+    def card(self, final: list[EvalResult]) -> dict[str, Any]:
+        return {
+            "task": self.config.task,
+            "recipe": self.config.recipe,
+            "seed": self.config.seed,
+            "steps": self.step,
+            "wall_clock_s": round(self.elapsed, 1),
+            "hardware": torch.cuda.get_device_name() if self.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+            "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],
+            "solved": self.solved,
+            "evaluation": [result.to_json() for result in final],
+            "train_config": asdict(replace(self.config, model=self.model.config)),
+        }
