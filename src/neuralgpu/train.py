@@ -70,10 +70,6 @@ class TrainConfig:
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
 
-    @property
-    def eval_lengths(self) -> tuple[int, int]:
-        top = self.curriculum.max_length
-        return top, top * self.generalization_factor - (self.generalization_factor - 1)
 
 
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -128,7 +124,9 @@ class Trainer:
         self.progress = progress
         self.device = resolve_device(config.device)
         self.task = get_task(config.task)
-        for length in config.eval_lengths:
+        top = config.curriculum.max_length
+        self.eval_lengths = (top, self.task.scaled_length(top, config.generalization_factor))
+        for length in self.eval_lengths:
             self.task.check_length(length)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
@@ -239,7 +237,7 @@ class Trainer:
 
     def check_solved(self) -> dict[str, float]:
         """Evaluate at the maximum training length, and at 10x only when that is error-free."""
-        short, long = self.config.eval_lengths
+        short, long = self.eval_lengths
         record: dict[str, float] = {}
         result = evaluate(self.model, self.task, short, "random", self.config.eval_samples)
         record[f"eval_seq_error_{short}"] = result.sequence_error
@@ -374,7 +372,7 @@ class Trainer:
     def final_evaluation(self) -> list[EvalResult]:
         suites = ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
         results = []
-        for length, samples in zip(self.config.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples)):
+        for length, samples in zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples)):
             results.extend(evaluate(self.model, self.task, length, suite, samples) for suite in suites)
         return results
 

@@ -146,6 +146,9 @@ class ArithmeticTask(Task):
     def output_width(self, input_width: int) -> int:
         return self.result_width((input_width - 1) // 2)
 
+    def scaled_length(self, length: int, factor: int) -> int:
+        return 2 * ((length - 1) // 2) * factor + 1  # operands factor times as long: 41 -> 401
+
     def compute(self, a: int, b: int) -> int:
         return a + b if self.operator == "+" else a * b
 

@@ -117,6 +117,10 @@ class Task:
         """The right answer to a person's input, computed without the model or the generator."""
         raise NotImplementedError
 
+    def scaled_length(self, length: int, factor: int) -> int:
+        """The length of an example ``factor`` times as large (sequence length, operand digits)."""
+        return length * factor
+
     def check_length(self, length: int) -> None:
         if length < self.min_length:
             raise ValueError(f"task {self.name!r} needs length >= {self.min_length}, got {length}")

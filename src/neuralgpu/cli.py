@@ -1,0 +1,226 @@
+"""The ``neuralgpu`` command: thin subcommands that parse, call the library and print.
+
+Every expected failure (bad input, unknown name, unreadable checkpoint, too long for memory)
+ends in one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from neuralgpu.checkpoint import CheckpointError
+
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 1
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit status ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def length_list(text: str) -> list[int]:
+    return [positive_int(part) for part in text.split(",") if part.strip()] or [positive_int("")]
+
+
+def device_choice(text: str) -> str:
+    if text not in ("auto", "cpu", "cuda") and not text.startswith("cuda:"):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu or cuda, got {text!r}")
+    return text
+
+
+# --- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from neuralgpu.tasks import REGISTRY, get_task
+
+    if args.show is None:
+        print(f"{'task':<10} {'base':>4}  {'what it computes':<38} example")
+        for name, info in REGISTRY.items():
+            print(f"{name:<10} {info.task.base:>4}  {info.summary:<38} {info.example} -> {info.answer}")
+        return 0
+    task = get_task(args.show)
+    rng = np.random.default_rng(args.seed)
+    batch = task.sample(args.count, args.length, rng, args.suite)
+    width = batch.inputs.shape[1]
+    for inputs, targets in zip(batch.inputs, batch.targets):
+        print(f"{task.input_text(inputs)} -> {task.answer_text(targets, width)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralgpu.evaluate import format_table
+    from neuralgpu.recipes import build_config
+    from neuralgpu.train import Trainer
+
+    config = build_config(
+        args.task, args.recipe, seed=args.seed, max_steps=args.max_steps, time_budget=args.time_budget, device=args.device
+    )
+    run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
+    if not args.resume and (run_dir / "metrics.jsonl").exists():
+        raise CommandError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}) into {run_dir}", file=sys.stderr)
+    result = Trainer(config, run_dir, resume=args.resume).run()
+    status = "solved" if result.solved else "not solved"
+    print(f"{status} after {result.steps} steps, {result.elapsed:.0f} s; release checkpoint: {run_dir / 'model.safetensors'}")
+    print(format_table(result.final))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from neuralgpu.evaluate import evaluate, format_table
+    from neuralgpu.solver import load
+    from neuralgpu.tasks import structured_suites
+
+    solver = load(args.model, device=_device(args.device))
+    task = solver.task
+    suites: list[str] = []
+    for name in args.suite.split(","):
+        suites.extend(structured_suites(task) if name == "structured" else [name])
+    for suite in suites:
+        task.check_suite(suite)
+    for length in args.lengths:
+        task.check_length(length)
+    results = [evaluate(solver.model, task, length, suite, args.samples) for length in args.lengths for suite in suites]
+    if args.json:
+        print(json.dumps([result.to_json() for result in results], indent=2))
+    else:
+        print(format_table(results))
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from neuralgpu.solver import load
+
+    solver = load(args.model, device=_device(args.device))
+    texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
+    if not texts:
+        raise CommandError("nothing to solve: give expressions as arguments or one per line on standard input")
+    failed = 0
+    for number, answer in enumerate(solver.answer(texts), start=1):
+        if args.json:
+            print(json.dumps(answer.to_json()))
+        elif answer.answer is not None:
+            print(answer.answer)
+        if answer.error is not None:
+            failed += 1
+            where = f"line {number}" if not args.expr else f"input {number}"
+            print(f"neuralgpu solve: {where} ({answer.text[:60]!r}): {answer.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _device(name: str) -> str:
+    from neuralgpu.train import resolve_device
+
+    return str(resolve_device(name))
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from neuralgpu import __version__
+    from neuralgpu.recipes import DEFAULT_RECIPE, RECIPES
+    from neuralgpu.tasks import task_names
+
+    parser = argparse.ArgumentParser(
+        prog="neuralgpu", description="Train, evaluate and run Neural GPUs that learn algorithms such as long binary multiplication."
+    )
+    parser.add_argument("--version", action="version", version=f"neuralgpu {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tasks = commands.add_parser("tasks", help="list the tasks, or show generated examples of one")
+    tasks.add_argument("--show", metavar="TASK", choices=task_names(), help="print decoded examples of TASK")
+    tasks.add_argument("--length", type=positive_int, default=13, help="model width of the examples, in columns (default 13)")
+    tasks.add_argument("--count", type=positive_int, default=5, help="how many examples (default 5)")
+    tasks.add_argument("--suite", default="random", help="random or a structured suite such as carry (default random)")
+    tasks.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (default 0)")
+    tasks.set_defaults(run=cmd_tasks)
+
+    train = commands.add_parser("train", help="train a model; writes a run directory")
+    train.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)")
+    train.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default runs/TASK-RECIPE-seedN)")
+    train.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto: cuda if present)")
+    train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the recipe's, 0)")
+    train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
+    train.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="sequence and digit error of a model on frozen evaluation sets")
+    evaluate.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    evaluate.add_argument("--lengths", type=length_list, default=[41, 401], help="comma-separated widths (default 41,401)")
+    evaluate.add_argument("--suite", default="random,structured", help="comma-separated: random, structured, or suite names")
+    evaluate.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
+    evaluate.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.set_defaults(run=cmd_eval)
+
+    solve = commands.add_parser(
+        "solve",
+        help="answer problems written as a person writes them",
+        description="Answer problems such as 1011+110 (most-significant digit first). With no EXPR, reads one per line "
+        "from standard input. Bad lines get a one-line error on stderr; every valid line is still answered.",
+    )
+    solve.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    solve.add_argument("expr", nargs="*", metavar="EXPR", help="problems, e.g. 1011+110 or 101*11 (default: read stdin)")
+    solve.add_argument("--device", type=device_choice, default="cpu", help="auto, cpu or cuda (default cpu)")
+    solve.add_argument("--json", action="store_true", help="one JSON object per input: input, answer, error")
+    solve.set_defaults(run=cmd_solve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CommandError as error:
+        print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
+        return error.status
+    except (CheckpointError, ValueError, MemoryError, OSError) as error:
+        print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"neuralgpu {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""``load(MODEL).solve(["1011+110"])``: answers in a person's notation from a trained model.
+
+MODEL is a shipped model's name (see ``neuralgpu models``), a release file (``.safetensors``) or
+a run directory. Inputs of any width run; those of one width share forward passes, batched to fit
+a memory budget. A bad input is reported on its own and never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuralgpu.checkpoint import RELEASE_NAME, CheckpointError, load_release
+from neuralgpu.evaluate import check_fits, predict
+from neuralgpu.model import NeuralGPU
+from neuralgpu.tasks import TaskInputError, get_task
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_MEMORY_BUDGET = 2**30  # bytes of activations one forward pass may hold
+
+
+def pretrained_names() -> list[str]:
+    return sorted(path.stem for path in PRETRAINED_DIR.glob("*.safetensors"))
+
+
+def resolve_model(spec: str) -> Path:
+    """The release file that MODEL names; a one-line CheckpointError says what to do otherwise."""
+    if spec in pretrained_names():
+        return PRETRAINED_DIR / f"{spec}.safetensors"
+    path = Path(spec)
+    if path.is_dir():
+        if (path / RELEASE_NAME).is_file():
+            return path / RELEASE_NAME
+        raise CheckpointError(f"{path}: this run directory has no {RELEASE_NAME} yet (the run writes it when it ends)")
+    if path.is_file():
+        return path
+    shipped = ", ".join(pretrained_names()) or "none installed"
+    raise CheckpointError(f"no model called {spec!r}: give a shipped model ({shipped}), a .safetensors file or a run directory")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One input and either its answer or the reason it has none."""
+
+    text: str
+    answer: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.text, "answer": self.answer, "error": self.error}
+
+
+class Solver:
+    """A trained model together with its task's notation."""
+
+    def __init__(self, model: NeuralGPU, card: dict[str, Any], memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.task = get_task(card["task"])
+        self.memory_budget = memory_budget
+
+    def answer(self, texts: list[str]) -> list[Answer]:
+        """Every input answered or given its own error, in order."""
+        results: list[Answer | None] = [None] * len(texts)
+        by_width: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        for index, text in enumerate(texts):
+            try:
+                tokens = self.task.parse(text)
+                check_fits(self.model, len(tokens), self.memory_budget)
+            except (TaskInputError, MemoryError) as error:
+                results[index] = Answer(text, error=str(error))
+                continue
+            by_width[len(tokens)].append((index, tokens))
+        for width, items in by_width.items():
+            inputs = np.stack([tokens for _, tokens in items])
+            mask = np.ones_like(inputs, dtype=bool)  # every column of a parsed input is in play
+            predictions = predict(self.model, inputs, mask, self.memory_budget)
+            for (index, _), row in zip(items, predictions):
+                results[index] = Answer(texts[index], answer=self.task.answer_text(row, width))
+        return [result for result in results if result is not None]
+
+    def solve(self, texts: list[str]) -> list[str]:
+        """The answers; raises TaskInputError naming the first input that cannot be read."""
+        answers = self.answer(texts)
+        for position, answer in enumerate(answers, start=1):
+            if answer.error is not None:
+                raise TaskInputError(f"input {position} ({answer.text!r}): {answer.error}")
+        return [answer.answer for answer in answers]  # type: ignore[misc]
+
+
+def load(spec: str, device: str | torch.device = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Solver:
+    """A Solver for a shipped model's name, a release file or a run directory."""
+    model, card = load_release(resolve_model(spec), device)
+    return Solver(model, card, memory_budget)
+
