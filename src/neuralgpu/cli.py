@@ -207,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `solve MODEL --json 1+1 10+1`: expressions after a flag arrive here; anything else is an error.
+    if getattr(args, "command", None) == "solve" and all(not item.startswith("-") for item in extra):
+        args.expr += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -1,0 +1,71 @@
+"""The command line, as a person uses it: in a subprocess, reading stdout, stderr and the status."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from neuralgpu.cli import main
+
+
+def run(*args, stdin=""):
+    return subprocess.run([sys.executable, "-m", "neuralgpu", *args], input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def test_tasks_lists_every_task_and_shows_examples(capsys):
+    assert main(["tasks"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("badd", "bmul", "qadd", "qmul", "add", "mul", "copy", "reverse", "duplicate", "sort", "kvsort", "rev2", "incr"):
+        assert f"\n{name} " in listing
+    assert main(["tasks", "--show", "badd", "--length", "9", "--count", "3", "--suite", "carry"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all("+" in line and "->" in line for line in lines)
+
+
+def test_solve_answers_valid_lines_and_names_bad_ones(trained_copy):
+    run_dir, _ = trained_copy
+    result = run("solve", str(run_dir), stdin="0123\n\n01x\n3210321\n")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["0123", "3210321"]
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and "line 2" in errors[0] and "line 3" in errors[1] and "Traceback" not in result.stderr
+
+
+def test_solve_json_and_arguments(trained_copy, capsys):
+    run_dir, _ = trained_copy
+    assert main(["solve", str(run_dir), "--json", "0312", "0000"]) == 0
+    objects = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert objects == [{"input": "0312", "answer": "0312", "error": None}, {"input": "0000", "answer": "0000", "error": None}]
+
+
+def test_eval_prints_a_table_and_json(trained_copy, capsys):
+    run_dir, _ = trained_copy
+    assert main(["eval", str(run_dir), "--lengths", "6,12", "--suite", "random,constant", "--samples", "16", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["length"], row["suite"]) for row in rows] == [(6, "random"), (6, "constant"), (12, "random"), (12, "constant")]
+    assert all(row["sequence_error"] == 0 for row in rows)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["solve", "no-such-model", "1+1"], "no model called 'no-such-model'"),
+        (["eval", "no-such-model"], "no model called"),
+        (["train", "--task", "badd", "--max-steps", "0"], "expected a number >= 1"),
+        (["train", "--task", "division"], "invalid choice"),
+        (["train", "--task", "badd", "--time-budget", "soon"], "expected a number of seconds"),
+        (["eval", "x", "--lengths", "4,-1"], "expected a number >= 1"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_no_traceback(args, message):
+    result = run(*args)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_model_file_is_one_line(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"\x00" * 64)
+    result = run("solve", str(path), "1+1")
+    assert result.returncode == 2 and "broken.safetensors" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,120 @@
+"""Training for real: a task is learned and generalises; noise, relaxation, resume, rollback."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME
+from neuralgpu.curriculum import Curriculum, CurriculumConfig
+from neuralgpu.evaluate import evaluate
+from neuralgpu.recipes import build_config
+from neuralgpu.rundir import read_metrics
+from neuralgpu.solver import load
+from neuralgpu.tasks import get_task
+from neuralgpu.train import Trainer, gradient_noise_std
+
+
+def test_tiny_task_is_learned_and_answers_at_four_times_its_training_length(trained_copy):
+    run_dir, trainer = trained_copy
+    assert trainer.solved
+    task = get_task("copy")
+    top = trainer.config.curriculum.max_length
+    for length in (top, 4 * top):
+        result = evaluate(trainer.model, task, length, "random", samples=128)
+        assert result.sequence_errors == 0, (length, result)
+    # And through the person-facing API, checked against the oracle on fresh strings.
+    rng = np.random.default_rng(123)
+    texts = ["".join(map(str, rng.integers(0, 4, 4 * top))) for _ in range(20)]
+    assert load(str(run_dir)).solve(texts) == [task.oracle(text) for text in texts]
+
+
+def test_run_directory_contract(trained_copy):
+    run_dir, trainer = trained_copy
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train_config"]["task"] == "copy" and config["world_size"] == 1
+    assert {"git_revision", "torch", "argv"} <= set(config["environment"])
+    metrics = read_metrics(run_dir)
+    assert metrics and all("step" in record for record in metrics)
+    assert any("train_seq_error" in record and "length" in record for record in metrics)
+    assert any(key.startswith("eval_seq_error_") for record in metrics for key in record)
+    assert (run_dir / RELEASE_NAME).is_file() and (run_dir / SNAPSHOT_NAME).is_file()
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["task"] == "copy" and card["solved"] and card["evaluation"]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_curriculum_grows_only_on_low_error():
+    curriculum = Curriculum(CurriculumConfig(start=6, max_length=8))
+    curriculum.record(6, sequence_errors=10, examples=32)
+    assert not curriculum.decide(step=200) and curriculum.current == 6
+    curriculum.record(6, sequence_errors=1, examples=32)
+    curriculum.record(41, sequence_errors=32, examples=32)  # beyond the current length: not counted
+    assert curriculum.decide(step=400) and curriculum.current == 7
+    rng = np.random.default_rng(0)
+    assert all(3 <= length <= 8 for _ in range(200) for length in curriculum.lengths(rng))
+
+
+def small_trainer(tmp_path=None, **overrides):
+    config = build_config("badd", "paper", **{"max_steps": 4, "device": "cpu", **overrides})
+    config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random",
+                     eval_samples=8, long_eval_samples=4, snapshot_every=2, log_every=1)
+    return Trainer(config, tmp_path, progress=False)
+
+
+def test_gradient_noise_reaches_the_update():
+    updates = []
+    for noise in (0.0, 0.0, 0.5):
+        trainer = small_trainer(grad_noise=noise)
+        before = [parameter.detach().clone() for parameter in trainer.model.parameters()]
+        trainer.train_step()
+        updates.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.model.parameters(), before)]))
+    torch.testing.assert_close(updates[0], updates[1])  # same seed, no noise: the same update
+    assert not torch.allclose(updates[0], updates[2])  # noise changes what the optimizer applies
+    assert gradient_noise_std(small_trainer().config, 100, 0.0) == 0.0  # and fades with the error
+
+
+def test_relaxation_pulls_copies_together_then_ties():
+    trainer = small_trainer(pull_start=0.05, pull_growth=3.0, pull_tie=0.1)
+    distance = float(trainer.model.pull_distance().detach())
+    for _ in range(3):
+        trainer.train_step()
+    assert float(trainer.model.pull_distance().detach()) < distance  # the pull term shrinks the spread
+    trainer.curriculum.errors, trainer.curriculum.examples = 0, 32  # as if the last window was error-free
+    assert trainer.decide() == {"tied": True}
+    assert trainer.model.tied and float(trainer.model.pull_distance().detach()) == 0.0
+    trainer.train_step()  # the optimizer carried over to the tied parameters
+    assert all(parameter.grad is not None for parameter in trainer.model.parameters())
+
+
+def test_non_finite_gradient_rolls_back_with_a_lower_learning_rate(tmp_path):
+    trainer = small_trainer(tmp_path, max_steps=6)
+    trainer.train_step()
+    trainer.save_snapshot()
+    good = {name: tensor.clone() for name, tensor in trainer.model.state_dict().items()}
+    lr = trainer.lr
+    with torch.no_grad():
+        trainer.model.output_bias[0] = float("nan")  # poison: the next loss is NaN
+    stats = trainer.train_step()
+    assert not stats.finite
+    record = trainer.rollback()
+    assert record["event"] == "rollback" and trainer.lr == pytest.approx(lr / 2)
+    for name, tensor in trainer.model.state_dict().items():
+        torch.testing.assert_close(tensor, good[name])
+    assert trainer.train_step().finite
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path):
+    whole = small_trainer(tmp_path / "whole", max_steps=6)
+    whole.run()
+    first = small_trainer(tmp_path / "split", max_steps=3)
+    first.run()
+    second = Trainer(replace(first.config, max_steps=6), tmp_path / "split", resume=True, progress=False)
+    assert second.step == 3
+    second.run()
+    for name, tensor in whole.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], tensor, msg=name)
+    steps = [record["step"] for record in read_metrics(tmp_path / "split") if "loss" in record]
+    assert steps == [1, 2, 3, 4, 5, 6]
