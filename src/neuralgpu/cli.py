@@ -208,10 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # `solve MODEL --json 1+1 10+1`: expressions after a flag arrive here; anything else is an error.
-    if getattr(args, "command", None) == "solve" and all(not item.startswith("-") for item in extra):
-        args.expr += extra
-    elif extra:
+    # `solve MODEL --json 1+1 10+1`: expressions after a flag arrive here, and everything after `--`.
+    if getattr(args, "command", None) == "solve":
+        before, after = (extra[: extra.index("--")], extra[extra.index("--") + 1 :]) if "--" in extra else (extra, [])
+        args.expr += [item for item in before if not item.startswith("-")] + after
+        extra = [item for item in before if item.startswith("-")]
+    if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     run: Callable[[argparse.Namespace], int] = args.run
     try:

@@ -54,12 +54,25 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop log lines written after ``step``: a resumed run redoes those steps and logs them anew."""
+    kept = [record for record in read_metrics(run_dir) if int(record.get("step", 0)) <= step]
+    text = "".join(json.dumps(record) + "\n" for record in kept)
+    path = run_dir / METRICS_NAME
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 class RunWriter:
     """Appends metrics to metrics.jsonl and TensorBoard (when the tensorboard extra is installed)."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], resumed: bool) -> None:
+    def __init__(self, run_dir: Path, config: dict[str, Any], resumed_at: int | None = None) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        resumed = resumed_at is not None
+        if resumed:
+            truncate_metrics(run_dir, resumed_at)
         record = {**config, "environment": environment()}
         if resumed and (run_dir / CONFIG_NAME).exists():
             previous = json.loads((run_dir / CONFIG_NAME).read_text())

@@ -148,7 +148,7 @@ class Trainer:
                 raise ValueError("resuming needs a run directory")
             self._restore(load_snapshot(run_dir / SNAPSHOT_NAME))
         self.last_good = self._snapshot_state()
-        self.writer = RunWriter(run_dir, {"train_config": asdict(config), "world_size": 1}, resume) if run_dir else None
+        self.writer = RunWriter(run_dir, {"train_config": asdict(config), "world_size": 1}, self.step if resume else None) if run_dir else None
 
     # --- pieces ---------------------------------------------------------------------------
 
