@@ -69,3 +69,11 @@ def test_corrupt_model_file_is_one_line(tmp_path):
     path.write_bytes(b"\x00" * 64)
     result = run("solve", str(path), "1+1")
     assert result.returncode == 2 and "broken.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_absurd_lengths_say_what_fits(trained_copy):
+    run_dir, _ = trained_copy
+    result = run("eval", str(run_dir), "--lengths", "100000000", "--suite", "random", "--samples", "1")
+    assert result.returncode == 2 and "widest that fits" in result.stderr and "Traceback" not in result.stderr
+    result = run("tasks", "--show", "copy", "--length", "100000000", "--count", "1000")
+    assert result.returncode == 2 and "show at most" in result.stderr

@@ -18,6 +18,7 @@ from neuralgpu.checkpoint import CheckpointError
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
+MAX_SHOWN_SYMBOLS = 10_000_000  # `tasks --show` prints what it generates: keep that readable
 
 
 class CommandError(Exception):
@@ -74,6 +75,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             print(f"{name:<10} {info.task.base:>4}  {info.summary:<38} {info.example} -> {info.answer}")
         return 0
     task = get_task(args.show)
+    if args.length * args.count > MAX_SHOWN_SYMBOLS:
+        raise CommandError(f"--length x --count is {args.length * args.count:,} symbols; show at most {MAX_SHOWN_SYMBOLS:,}")
     rng = np.random.default_rng(args.seed)
     batch = task.sample(args.count, args.length, rng, args.suite)
     width = batch.inputs.shape[1]
@@ -143,6 +146,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuralgpu.bench import format_bench, results_json, run_bench
+
+    results = run_bench(
+        args.recipe, args.task, args.length, args.batch, args.device, args.repeats, args.checkpoint_steps, not args.no_reference
+    )
+    print(json.dumps(results_json(results)) if args.json else format_bench(results))
+    return 0
+
+
 def _device(name: str) -> str:
     from neuralgpu.train import resolve_device
 
@@ -202,6 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--device", type=device_choice, default="cpu", help="auto, cpu or cuda (default cpu)")
     solve.add_argument("--json", action="store_true", help="one JSON object per input: input, answer, error")
     solve.set_defaults(run=cmd_solve)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time a training step and inference, beside the plain eager reference",
+        description="Median milliseconds of a training step (forward, backward, update) and of inference after warm-up, "
+        "and the peak extra memory of a training step, for our model and for a straightforward eager implementation.",
+    )
+    bench.add_argument("--recipe", default="paper", choices=list(RECIPES), help="model configuration to time (default paper)")
+    bench.add_argument("--task", default="badd", choices=task_names(), metavar="TASK", help="task whose inputs are used (default badd)")
+    bench.add_argument("--length", type=positive_int, default=41, help="input width in columns (default 41)")
+    bench.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    bench.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    bench.add_argument("--repeats", type=positive_int, default=5, help="timed repeats; the median is reported (default 5)")
+    bench.add_argument("--checkpoint-steps", action="store_true", help="recompute steps in backward (memory ~sqrt(n) states)")
+    bench.add_argument("--no-reference", action="store_true", help="skip the eager reference (it is slow at long lengths)")
+    bench.add_argument("--json", action="store_true", help="one JSON object: train_step_ms, infer_ms, peak_mem_mb, ...")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -95,6 +95,8 @@ def score(batch: Batch, predictions: np.ndarray) -> tuple[int, int, int]:
 def evaluate(
     model: NeuralGPU, task: Task, length: int, suite: str = "random", samples: int = 128, memory_budget: int = 2**30
 ) -> EvalResult:
+    probe = task.sample(1, length, np.random.default_rng(0), suite)  # the width, before any big allocation
+    check_fits(model, probe.inputs.shape[1], memory_budget)
     batch = eval_batch(task, length, suite, samples)
     sequence_errors, digit_errors, digits = score(batch, predict(model, batch.inputs, batch.mask, memory_budget))
     return EvalResult(task.name, length, suite, samples, sequence_errors, digit_errors, digits)

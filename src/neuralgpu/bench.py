@@ -1,0 +1,169 @@
+"""Speed and memory of a training step and of inference, ours beside the plain eager reference.
+
+Both implementations run in the same process on the same parameters and inputs, so the ratio is
+measured side by side. Times are medians over repeats after warm-up; on CUDA every timing waits
+for the device. Peak memory is the CUDA allocator's peak on a GPU, and on the CPU the growth of
+the peak resident set of a fresh child process that runs one training step.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.recipes import build_config
+from neuralgpu.reference import reference_forward
+from neuralgpu.tasks import get_task
+from neuralgpu.train import resolve_device
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    implementation: str
+    device: str
+    length: int
+    batch: int
+    train_step_ms: float
+    infer_ms: float
+    peak_mem_mb: float
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_ms(run: Callable[[], None], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    _synchronize(device)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        _synchronize(device)
+        times.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(times)
+
+
+def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0):
+    torch.manual_seed(seed)
+    model = NeuralGPU(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    data = get_task(task).sample(batch, length, np.random.default_rng(seed))
+    tensors = [torch.from_numpy(array).to(device) for array in (data.inputs, data.targets, data.mask)]
+    return model, optimizer, tensors
+
+
+def _train_step(model: NeuralGPU, optimizer: torch.optim.Optimizer, tensors, reference: bool) -> None:
+    inputs, targets, mask = tensors
+    model.train()
+    logits = reference_forward(model, inputs, mask) if reference else model(inputs, mask).logits
+    loss = F.cross_entropy(logits[mask], targets[mask])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def _inference(model: NeuralGPU, tensors, reference: bool) -> None:
+    inputs, _, mask = tensors
+    model.eval()
+    with torch.no_grad():
+        (reference_forward(model, inputs, mask) if reference else model(inputs, mask).logits).argmax(-1)
+
+
+def _peak_resident_mb() -> float:
+    """This process's peak resident set. /proc's VmHWM starts afresh at exec, unlike ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_peak_child(config: ModelConfig, task: str, length: int, batch: int, reference: bool, queue) -> None:
+    torch.set_num_threads(1)  # memory does not depend on threads; keep the child light
+    model, optimizer, tensors = _setup(config, task, length, batch, torch.device("cpu"))
+    before = _peak_resident_mb()
+    _train_step(model, optimizer, tensors, reference)
+    queue.put(_peak_resident_mb() - before)
+
+
+def peak_memory_mb(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, reference: bool) -> float:
+    """Extra memory one training step needs beyond the model, optimizer and data."""
+    if device.type == "cuda":
+        model, optimizer, tensors = _setup(config, task, length, batch, device)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        _train_step(model, optimizer, tensors, reference)
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_cpu_peak_child, args=(config, task, length, batch, reference, queue))
+    child.start()
+    child.join()
+    return float(queue.get(timeout=5)) if child.exitcode == 0 else float("nan")
+
+
+def run_bench(
+    recipe: str = "paper",
+    task: str = "badd",
+    length: int = 41,
+    batch: int = 32,
+    device: str = "auto",
+    repeats: int = 5,
+    checkpoint_steps: bool = False,
+    reference: bool = True,
+    memory: bool = True,
+) -> list[BenchResult]:
+    """Results for our model and (unless ``reference`` is False) the plain eager reference."""
+    torch_device = resolve_device(device)
+    config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
+    model, optimizer, tensors = _setup(config, task, length, batch, torch_device)
+    results = []
+    for name, is_reference in [("neuralgpu", False)] + ([("eager reference", True)] if reference else []):
+        train_ms = median_ms(lambda: _train_step(model, optimizer, tensors, is_reference), torch_device, repeats)
+        infer_ms = median_ms(lambda: _inference(model, tensors, is_reference), torch_device, repeats)
+        peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference) if memory else float("nan")
+        results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms, 2), round(infer_ms, 2), round(peak, 1)))
+    return results
+
+
+def format_bench(results: list[BenchResult]) -> str:
+    header = f"{'implementation':<16} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'peak MB':>8}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.implementation:<16} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} {r.peak_mem_mb:>8.1f}"
+        )
+    if len(results) == 2:
+        ours, reference = results
+        lines.append(
+            f"speed-up over the eager reference: training x{reference.train_step_ms / ours.train_step_ms:.2f}, "
+            f"inference x{reference.infer_ms / ours.infer_ms:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def results_json(results: list[BenchResult]) -> dict:
+    ours = asdict(results[0])
+    if len(results) == 2:
+        ours["reference"] = asdict(results[1])
+        ours["train_speedup"] = results[1].train_step_ms / results[0].train_step_ms
+        ours["infer_speedup"] = results[1].infer_ms / results[0].infer_ms
+    return ours
