@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
 from neuralgpu.reference import reference_forward
@@ -96,6 +97,8 @@ def _peak_resident_mb() -> float:
 
 def _cpu_peak_child(config: ModelConfig, task: str, length: int, batch: int, reference: bool, queue) -> None:
     torch.set_num_threads(1)  # memory does not depend on threads; keep the child light
+    if config.checkpoint_steps:
+        release_large_blocks()  # as the trainer does
     model, optimizer, tensors = _setup(config, task, length, batch, torch.device("cpu"))
     before = _peak_resident_mb()
     _train_step(model, optimizer, tensors, reference)

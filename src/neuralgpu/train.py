@@ -26,6 +26,7 @@ from tqdm import tqdm
 from neuralgpu.checkpoint import FORMAT, FORMAT_VERSION, RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, model_config_from_dict, save_release, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.rundir import RunWriter
 from neuralgpu.tasks import Batch, get_task, structured_suites
@@ -128,6 +129,8 @@ class Trainer:
         self.eval_lengths = (top, self.task.scaled_length(top, config.generalization_factor))
         for length in self.eval_lengths:
             self.task.check_length(length)
+        if config.model.checkpoint_steps and self.device.type == "cpu":
+            release_large_blocks()
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.model = NeuralGPU(config.model).to(self.device)
