@@ -32,6 +32,10 @@ from neuralgpu.rundir import RunWriter
 from neuralgpu.tasks import Batch, get_task, structured_suites
 
 
+# The trainer's scalar state that a resume snapshot carries.
+SCALAR_STATE = ("step", "pull", "lr", "elapsed", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run is built from; recipes (see ``recipes.py``) fill it in."""
@@ -270,7 +274,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
-        for name in ("step", "pull", "lr", "elapsed", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks"):
+        for name in SCALAR_STATE:
             state[name] = getattr(self, name)
         return state
 
@@ -286,7 +290,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        for name in ("step", "pull", "lr", "elapsed", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks"):
+        for name in SCALAR_STATE:
             setattr(self, name, type(getattr(self, name))(state[name]))
         self.set_lr(self.lr)
 
