@@ -26,7 +26,7 @@ def test_generator_agrees_with_oracle(name, length, seed, data):
     suite = data.draw(st.sampled_from(task.suites))
     batch = task.sample(6, length, np.random.default_rng(seed), suite)
     assert batch.inputs.shape == batch.targets.shape
-    assert batch.inputs.shape[1] <= length
+    assert batch.inputs.shape[1] == task.width(length) <= length
     width = batch.inputs.shape[1]
     for inputs, targets in zip(batch.inputs, batch.targets):
         text = task.input_text(inputs)

@@ -95,8 +95,7 @@ def score(batch: Batch, predictions: np.ndarray) -> tuple[int, int, int]:
 def evaluate(
     model: NeuralGPU, task: Task, length: int, suite: str = "random", samples: int = 128, memory_budget: int = 2**30
 ) -> EvalResult:
-    probe = task.sample(1, length, np.random.default_rng(0), suite)  # the width, before any big allocation
-    check_fits(model, probe.inputs.shape[1], memory_budget)
+    check_fits(model, task.width(length), memory_budget)  # before generating anything big
     batch = eval_batch(task, length, suite, samples)
     sequence_errors, digit_errors, digits = score(batch, predict(model, batch.inputs, batch.mask, memory_budget))
     return EvalResult(task.name, length, suite, samples, sequence_errors, digit_errors, digits)
@@ -112,7 +111,3 @@ def format_table(results: list[EvalResult]) -> str:
             f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%}"
         )
     return "\n".join(lines)
-
-
-def all_zero(results: list[EvalResult]) -> bool:
-    return bool(results) and all(result.sequence_errors == 0 for result in results)

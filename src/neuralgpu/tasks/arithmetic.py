@@ -146,6 +146,9 @@ class ArithmeticTask(Task):
     def output_width(self, input_width: int) -> int:
         return self.result_width((input_width - 1) // 2)
 
+    def width(self, length: int) -> int:
+        return 2 * ((length - 1) // 2) + 1
+
     def scaled_length(self, length: int, factor: int) -> int:
         return 2 * ((length - 1) // 2) * factor + 1  # operands factor times as long: 41 -> 401
 

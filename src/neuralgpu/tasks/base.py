@@ -47,15 +47,6 @@ class Batch:
         return self.inputs.shape[0]
 
 
-def digits_to_tokens(digits: np.ndarray) -> np.ndarray:
-    return digits.astype(np.int64) + 1
-
-
-def tokens_to_text(tokens: np.ndarray) -> str:
-    """Tokens in model order to their symbols; padding becomes '_' and unknown ids '?'."""
-    return "".join(SYMBOLS[t - 1] if 1 <= t <= len(SYMBOLS) else ("_" if t == PAD else "?") for t in tokens)
-
-
 def digit_value(symbol: str, base: int) -> int | None:
     """The value of one digit symbol in ``base``, or None when it is no such digit."""
     index = DIGITS.find(symbol) if len(symbol) == 1 else -1
@@ -95,6 +86,10 @@ class Task:
     suites: tuple[str, ...]
 
     def sample(self, batch_size: int, length: int, rng: np.random.Generator, suite: str = "random") -> Batch:
+        raise NotImplementedError
+
+    def width(self, length: int) -> int:
+        """The model width of the examples ``sample`` draws for ``length`` (at most ``length``)."""
         raise NotImplementedError
 
     def parse(self, text: str) -> np.ndarray:

@@ -106,6 +106,9 @@ class SequenceTask(Task):
     def out_len(self, size: int) -> int:
         return self.output_factor * size + (1 if self.numeric else 0)
 
+    def width(self, length: int) -> int:
+        return self.out_len(self.input_size(length))
+
     def output_width(self, input_width: int) -> int:
         return input_width  # the model width always equals the output length for these tasks
 
