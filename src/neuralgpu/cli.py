@@ -156,6 +156,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from neuralgpu.show import mental_image, render
+    from neuralgpu.solver import load
+
+    solver = load(args.model)
+    image = mental_image(solver, args.expr)
+    render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
+    print(f"{args.expr} = {image.answer}; {image.steps} steps drawn to {args.out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from neuralgpu.evaluate import evaluate
+    from neuralgpu.plot import load_curves, plot_runs
+    from neuralgpu.solver import load
+    from neuralgpu.tasks import structured_suites
+
+    curves = []
+    for run_dir in args.run_dirs:
+        extra = []
+        if args.lengths:
+            solver = load(str(run_dir))
+            suites = ["random", *structured_suites(solver.task)]
+            extra = [evaluate(solver.model, solver.task, n, suite, args.samples).to_json() for n in args.lengths for suite in suites]
+        curves.append(load_curves(run_dir, extra))
+    plot_runs(curves, args.out, args.title)
+    print(f"{len(curves)} run(s) plotted to {args.out}")
+    return 0
+
+
 def _device(name: str) -> str:
     from neuralgpu.train import resolve_device
 
@@ -232,6 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-reference", action="store_true", help="skip the eager reference (it is slow at long lengths)")
     bench.add_argument("--json", action="store_true", help="one JSON object: train_step_ms, infer_ms, peak_mem_mb, ...")
     bench.set_defaults(run=cmd_bench)
+
+    show = commands.add_parser(
+        "show",
+        help="draw the model's state at every step for one input (PNG grid or GIF animation)",
+        description="Render the mental image: the (m, h, n) state before and after each of the n steps. The m channels of "
+        "every cell are projected onto their first three principal components (fitted over this input's states) and shown "
+        "as red, green and blue, so cells in similar states share a colour. Columns are labelled with the input symbols "
+        "(top) and the model's output symbols (bottom). FILE.png: a grid of --frames evenly spaced steps (default 12); "
+        "FILE.gif: an animation of every step (at most --frames, default 200).",
+    )
+    show.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    show.add_argument("expr", metavar="EXPR", help="one problem in the task's notation, e.g. 1011+110")
+    show.add_argument("--out", type=Path, required=True, metavar="FILE", help="FILE.png (grid of frames) or FILE.gif (animation)")
+    show.add_argument("--frames", type=positive_int, default=None, help="how many steps to draw (default 12 for PNG, 200 for GIF)")
+    show.set_defaults(run=cmd_show)
+
+    plot = commands.add_parser(
+        "plot",
+        help="training and generalisation curves of one or more runs on one figure",
+        description="Three panels, one colour per run: training sequence error and curriculum length against step (from "
+        "metrics.jsonl), and sequence error against input length, random (solid) and worst structured suite (dashed), "
+        "from each run's release card plus any --lengths evaluated now.",
+    )
+    plot.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories written by `neuralgpu train`")
+    plot.add_argument("--out", type=Path, required=True, metavar="FILE", help="image to write (.png, .pdf or .svg)")
+    plot.add_argument("--lengths", type=length_list, default=None, help="also evaluate the runs' models at these widths")
+    plot.add_argument("--samples", type=positive_int, default=64, help="examples per length and suite for --lengths (default 64)")
+    plot.add_argument("--title", default="", help="figure title")
+    plot.set_defaults(run=cmd_plot)
     return parser
 
 

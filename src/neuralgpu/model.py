@@ -186,8 +186,27 @@ class NeuralGPU(nn.Module):
                 saturation = saturation + cost
         else:
             state, saturation = self.run_steps(state, column_mask, 0, width, dropout, False)
-        logits = state[:, :, 0, :].transpose(1, 2) @ self.output_weight.T + self.output_bias  # (B, n, C)
-        return ModelOutput(logits, saturation / max(width, 1))
+        return ModelOutput(self.read_out(state), saturation / max(width, 1))
+
+    def read_out(self, state: Tensor) -> Tensor:
+        """Logits (B, n, vocab) from row 0 of the final state: the 1x1 output convolution."""
+        return state[:, :, 0, :].transpose(1, 2) @ self.output_weight.T + self.output_bias
+
+    @torch.no_grad()
+    def trace(self, tokens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The mental image: states (n + 1, B, m, h, n) before and after every step, and the logits.
+
+        Runs as in evaluation (no dropout); the last state is the one the logits are read from.
+        """
+        if mask is None:
+            mask = tokens != 0
+        column_mask = mask[:, None, None, :].to(self.embedding.dtype)
+        state = self.embed(tokens, column_mask)
+        states = [state]
+        for t in range(tokens.shape[1]):
+            state, _ = self.step(state, column_mask, t % self.config.copies, 0.0)
+            states.append(state)
+        return torch.stack(states), self.read_out(state)
 
     # --- the parameter-sharing relaxation --------------------------------------------------
 

@@ -29,7 +29,7 @@ from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.rundir import RunWriter
-from neuralgpu.tasks import Batch, get_task, structured_suites
+from neuralgpu.tasks import Batch, Task, get_task, structured_suites
 
 
 # The trainer's scalar state that a resume snapshot carries.
@@ -56,6 +56,7 @@ class TrainConfig:
     pull_growth: float = 1.2
     pull_tie: float = 0.1  # average the copies into one once the pull reaches this
     saturation_weight: float = 0.0  # weight of the hard gates' saturation cost
+    hard_share: float = 0.0  # share of every training batch drawn from the structured suites
     max_steps: int = 100_000
     time_budget: float | None = None  # seconds of training, summed over resumes
     log_every: int = 50
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError("batch_size >= 1, max_steps >= 0 and lr > 0 are required")
         if self.optimizer not in ("adam", "adamax"):
             raise ValueError(f"optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
+        if not 0.0 <= self.hard_share <= 1.0:
+            raise ValueError(f"hard_share must be in [0, 1], got {self.hard_share}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
 
@@ -94,6 +97,21 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generator, hard_share: float) -> Batch:
+    """A training batch: random examples, with ``hard_share`` of them from the structured suites.
+
+    Random operands almost never hold a long carry chain or a mostly-zero number (Price et al.);
+    mixing those in is how a model meets them before its evaluation does.
+    """
+    suites = structured_suites(task)
+    hard = int(round(batch_size * hard_share)) if suites else 0
+    parts = [task.sample(batch_size - hard, length, rng)] if hard < batch_size else []
+    if hard:
+        counts = np.bincount(rng.integers(len(suites), size=hard), minlength=len(suites))
+        parts.extend(task.sample(int(count), length, rng, suite) for suite, count in zip(suites, counts) if count)
+    return Batch(np.concatenate([part.inputs for part in parts]), np.concatenate([part.targets for part in parts]))
 
 
 def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> float:
@@ -193,7 +211,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         lengths = self.curriculum.lengths(self.rng)
         for length in lengths:
-            batch = self.task.sample(config.batch_size, length, self.rng)
+            batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
             output = self.model(inputs, mask)
             loss = F.cross_entropy(output.logits[mask], targets[mask]) + config.saturation_weight * output.saturation
