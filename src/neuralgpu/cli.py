@@ -87,25 +87,34 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.evaluate import format_table
+    from neuralgpu import distributed
     from neuralgpu.recipes import build_config
-    from neuralgpu.train import Trainer
+    from neuralgpu.train import Trainer, resolve_device
 
     config = build_config(
         args.task, args.recipe, seed=args.seed, max_steps=args.max_steps, time_budget=args.time_budget, device=args.device
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
-    if not args.resume and (run_dir / "metrics.jsonl").exists():
-        raise CommandError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
-    print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}) into {run_dir}", file=sys.stderr)
-    result = Trainer(config, run_dir, resume=args.resume).run()
-    status = "solved" if result.solved else "not solved"
-    print(f"{status} after {result.steps} steps, {result.elapsed:.0f} s; release checkpoint: {run_dir / 'model.safetensors'}")
-    print(format_table(result.final))
+    context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
+    try:
+        # Rank 0 looks before anyone writes, and every rank follows: no rank races another's files.
+        if context.from_main(not args.resume and (run_dir / "metrics.jsonl").exists()):
+            raise CommandError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+        if context.is_main:
+            ranks = f" on {context.world_size} ranks" if context.enabled else ""
+            print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}){ranks} into {run_dir}", file=sys.stderr)
+        result = Trainer(config, run_dir, resume=args.resume, distributed=context).run()
+    finally:
+        distributed.stop(context)
+    if context.is_main:
+        status = "solved" if result.solved else "not solved"
+        print(f"{status} after {result.steps} steps, {result.elapsed:.0f} s; release checkpoint: {run_dir / 'model.safetensors'}")
+        print(format_table(result.final))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import evaluate, format_table
+    from neuralgpu.evaluate import evaluate_suites, format_table
     from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
@@ -118,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task.check_suite(suite)
     for length in args.lengths:
         task.check_length(length)
-    results = [evaluate(solver.model, task, length, suite, args.samples) for length in args.lengths for suite in suites]
+    results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples)
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
     else:
@@ -168,22 +177,67 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import evaluate
     from neuralgpu.plot import load_curves, plot_runs
-    from neuralgpu.solver import load
-    from neuralgpu.tasks import structured_suites
 
     curves = []
     for run_dir in args.run_dirs:
         extra = []
         if args.lengths:
-            solver = load(str(run_dir))
-            suites = ["random", *structured_suites(solver.task)]
-            extra = [evaluate(solver.model, solver.task, n, suite, args.samples).to_json() for n in args.lengths for suite in suites]
+            extra = _evaluate_run(run_dir, args.lengths, args.samples)
         curves.append(load_curves(run_dir, extra))
     plot_runs(curves, args.out, args.title)
     print(f"{len(curves)} run(s) plotted to {args.out}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import torch
+
+    from neuralgpu.sweep import parse_seeds, run_sweep
+
+    seeds = parse_seeds(args.seeds)
+    train_args = ["--device", args.device]
+    if args.max_steps:
+        train_args += ["--max-steps", str(args.max_steps)]
+    if args.time_budget:
+        train_args += ["--time-budget", str(args.time_budget)]
+    gpus = torch.cuda.device_count() if args.device != "cpu" else 0
+    print(f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr)
+    failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
+    args.run_dirs = [args.out]
+    status = cmd_report(args)
+    return EXIT_BAD_INPUT if failed else status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from neuralgpu.sweep import Summary, find_runs, read_run, write_summary
+
+    rows, unreadable = [], 0
+    for run_dir in find_runs(args.run_dirs):
+        try:
+            extra = []
+            if getattr(args, "lengths", None):
+                extra = _evaluate_run(run_dir, args.lengths, args.samples)
+            rows.append(read_run(run_dir, extra))
+        except (ValueError, CheckpointError) as error:
+            unreadable += 1
+            print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
+    summary = Summary(rows)
+    if args.write and len(args.run_dirs) == 1 and rows:
+        write_summary(summary, args.run_dirs[0])
+    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.table())
+    return EXIT_BAD_INPUT if unreadable else 0
+
+
+def _evaluate_run(run_dir: Path, lengths: list[int], samples: int) -> list[dict]:
+    """A run's model evaluated now at ``lengths`` on random inputs and every structured suite."""
+    from neuralgpu.evaluate import evaluate_suites
+    from neuralgpu.solver import load
+    from neuralgpu.tasks import structured_suites
+
+    solver = load(str(run_dir))
+    suites = ["random", *structured_suites(solver.task)]
+    return [result.to_json() for result in evaluate_suites(solver.model, solver.task, lengths, suites, samples)]
 
 
 def _device(name: str) -> str:
@@ -291,6 +345,37 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--samples", type=positive_int, default=64, help="examples per length and suite for --lengths (default 64)")
     plot.add_argument("--title", default="", help="figure title")
     plot.set_defaults(run=cmd_plot)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train several seeds of one task and recipe, then report how many solved",
+        description="Runs `neuralgpu train` once per seed into OUT/seed-S, K at a time (one per GPU when several are "
+        "visible; CPU cores are split evenly otherwise). Finished seeds are kept and interrupted ones resume, so a "
+        "killed sweep continues where it stopped. Ends by writing OUT/summary.txt and OUT/summary.json.",
+    )
+    sweep.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn")
+    sweep.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
+    sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")
+    sweep.add_argument("--out", type=Path, required=True, help="directory for the runs and the summary")
+    sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
+    sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    sweep.set_defaults(run=cmd_sweep, write=True)
+
+    report = commands.add_parser(
+        "report",
+        help="the success-rate table of existing runs or sweeps",
+        description="One row per finished run (seed, solved, steps, wall-clock, sequence error per length on random inputs "
+        "and on the worst structured suite) and a line with seeds solved and the median and worst steps to solve.",
+    )
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="run directories, or sweep directories holding them")
+    report.add_argument("--lengths", type=length_list, default=None, help="also evaluate every run at these widths")
+    report.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite for --lengths (default 128)")
+    report.add_argument("--write", action="store_true", help="also write summary.txt and summary.json into the (single) DIR")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.set_defaults(run=cmd_report)
     return parser
 
 

@@ -101,6 +101,11 @@ def evaluate(
     return EvalResult(task.name, length, suite, samples, sequence_errors, digit_errors, digits)
 
 
+def evaluate_suites(model: NeuralGPU, task: Task, lengths: list[int], suites: list[str], samples: int) -> list[EvalResult]:
+    """One result per (length, suite), lengths outermost."""
+    return [evaluate(model, task, length, suite, samples) for length in lengths for suite in suites]
+
+
 def format_table(results: list[EvalResult]) -> str:
     """A fixed-width table: one row per (length, suite)."""
     header = f"{'task':<10} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10}"

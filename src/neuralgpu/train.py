@@ -11,6 +11,7 @@ lower learning rate.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -25,11 +26,12 @@ from tqdm import tqdm
 
 from neuralgpu.checkpoint import FORMAT, FORMAT_VERSION, RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, model_config_from_dict, save_release, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
+from neuralgpu.distributed import Distributed
 from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.rundir import RunWriter
-from neuralgpu.tasks import Batch, Task, get_task, structured_suites
+from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
 
 
 # The trainer's scalar state that a resume snapshot carries.
@@ -141,11 +143,21 @@ class StepStats:
 class Trainer:
     """Owns the model, optimizer, curriculum and RNG streams of one run."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path | None = None, resume: bool = False, progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool | None = None,
+        distributed: Distributed | None = None,
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress
+        self.dist = distributed or Distributed()
         self.device = resolve_device(config.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.task = get_task(config.task)
         top = config.curriculum.max_length
         self.eval_lengths = (top, self.task.scaled_length(top, config.generalization_factor))
@@ -153,10 +165,15 @@ class Trainer:
             self.task.check_length(length)
         if config.model.checkpoint_steps and self.device.type == "cpu":
             release_large_blocks()
-        torch.manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = NeuralGPU(config.model).to(self.device)
         self.optimizer = self._make_optimizer()
+        self.rng = np.random.default_rng(config.seed)  # the data: each rank its own
+        self.length_rng = np.random.default_rng(stable_seed("lengths", config.seed))  # shared by all ranks
+        self._seed_rank_streams(0)
+        # Gradient noise must be the same on every rank, or the replicas drift apart: its own stream.
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(stable_seed("noise", config.seed))
+        self.network = self._wrap()
         curriculum = config.curriculum
         self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
         self.step = 0
@@ -172,10 +189,32 @@ class Trainer:
             if run_dir is None:
                 raise ValueError("resuming needs a run directory")
             self._restore(load_snapshot(run_dir / SNAPSHOT_NAME))
+            self._seed_rank_streams(self.step)
         self.last_good = self._snapshot_state()
-        self.writer = RunWriter(run_dir, {"train_config": asdict(config), "world_size": 1}, self.step if resume else None) if run_dir else None
+        self.writer = None
+        if run_dir is not None and self.dist.is_main:
+            header = {"train_config": asdict(config), "world_size": self.dist.world_size}
+            self.writer = RunWriter(run_dir, header, self.step if resume else None)
 
     # --- pieces ---------------------------------------------------------------------------
+
+    def _seed_rank_streams(self, step: int) -> None:
+        """Ranks other than 0 draw their own data and dropout (rank 0 keeps the single-process streams).
+
+        The snapshot holds rank 0's streams; on resume the others are derived afresh from the step.
+        """
+        if self.dist.rank > 0:
+            self.rng = np.random.default_rng([self.config.seed, self.dist.rank, step])
+            torch.manual_seed(stable_seed("dropout", self.config.seed, self.dist.rank, step))
+
+    def _wrap(self) -> torch.nn.Module:
+        """The module the training forward goes through: DistributedDataParallel under torchrun."""
+        if not self.dist.enabled:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=device_ids)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if self.config.optimizer == "adamax":
@@ -197,6 +236,7 @@ class Trainer:
                 }
         for group in self.optimizer.param_groups:
             group["params"] = [replaced.get(parameter, parameter) for parameter in group["params"]]
+        self.network = self._wrap()  # DDP holds the old parameters: wrap the tied model anew
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr
@@ -209,23 +249,34 @@ class Trainer:
         config, stats = self.config, StepStats()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        lengths = self.curriculum.lengths(self.rng)
-        for length in lengths:
+        lengths = self.curriculum.lengths(self.length_rng)  # the same on every rank: decisions are shared
+        counts: list[float] = []  # per length: sequence errors, examples; then loss, digit errors, digits
+        loss_sum, digit_errors, digits = 0.0, 0, 0
+        for index, length in enumerate(lengths):
+            last = index == len(lengths) - 1
             batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
-            output = self.model(inputs, mask)
-            loss = F.cross_entropy(output.logits[mask], targets[mask]) + config.saturation_weight * output.saturation
-            (loss / len(lengths)).backward()
+            # Under DDP, gradients are averaged once, in the last backward of the step.
+            syncing = contextlib.nullcontext() if last or not self.dist.enabled else self.network.no_sync()
+            with syncing:
+                output = self.network(inputs, mask)
+                loss = F.cross_entropy(output.logits[mask], targets[mask]) + config.saturation_weight * output.saturation
+                total = loss / len(lengths)
+                if last and not self.model.tied:
+                    total = total + self.pull * self.model.pull_distance()
+                total.backward()
             wrong = (output.logits.argmax(-1) != targets) & mask
-            sequence_errors = int(wrong.any(dim=1).sum())
-            self.curriculum.record(length, sequence_errors, len(batch))
-            stats.loss += float(loss.detach()) / len(lengths)
-            stats.sequence_errors += sequence_errors
-            stats.examples += len(batch)
-            stats.digit_errors += int(wrong.sum())
-            stats.digits += int(mask.sum())
-        if not self.model.tied:
-            (self.pull * self.model.pull_distance()).backward()
+            counts += [float(wrong.any(dim=1).sum()), float(len(batch))]
+            loss_sum += float(loss.detach()) / len(lengths)
+            digit_errors += int(wrong.sum())
+            digits += int(mask.sum())
+        counts = self.dist.sum(counts + [loss_sum, digit_errors, digits], self.device)
+        for index, length in enumerate(lengths):
+            self.curriculum.record(length, int(counts[2 * index]), int(counts[2 * index + 1]))
+        stats.sequence_errors = int(sum(counts[0 : 2 * len(lengths) : 2]))
+        stats.examples = int(sum(counts[1 : 2 * len(lengths) : 2]))
+        stats.loss = counts[-3] / self.dist.world_size
+        stats.digit_errors, stats.digits = int(counts[-2]), int(counts[-1])
         parameters = list(self.model.parameters())
         norm = torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
         stats.grad_norm = float(norm)
@@ -237,7 +288,8 @@ class Trainer:
         if noise > 0:
             for parameter in parameters:
                 if parameter.grad is not None:
-                    parameter.grad.add_(torch.randn_like(parameter.grad), alpha=noise)
+                    draw = torch.randn(parameter.grad.shape, generator=self.noise_generator, device=self.device)
+                    parameter.grad.add_(draw, alpha=noise)
         self.optimizer.step()
         self.step += 1
         self.train_error = 0.9 * self.train_error + 0.1 * stats.sequence_errors / stats.examples
@@ -260,22 +312,30 @@ class Trainer:
         self.window_loss, self.window_steps = 0.0, 0
         return events
 
-    def check_solved(self) -> dict[str, float]:
-        """Evaluate at the maximum training length, and at 10x only when that is error-free."""
+    def check_solved(self) -> dict[str, Any]:
+        """Evaluate (on rank 0; every rank follows its verdict), tie a solved relaxed model, stop when solved."""
+        record = self.dist.from_main(self._measure() if self.dist.is_main else None)
+        if record.pop("tie", False):
+            self.tie()
+            record["tied"] = True
+        self.solved = bool(record.pop("solved", False))
+        return record
+
+    def _measure(self) -> dict[str, Any]:
+        """Errors at the maximum training length, and at 10x only when that length is error-free."""
         short, long = self.eval_lengths
-        record: dict[str, float] = {}
+        record: dict[str, Any] = {}
         result = evaluate(self.model, self.task, short, "random", self.config.eval_samples)
         record[f"eval_seq_error_{short}"] = result.sequence_error
         record[f"eval_digit_error_{short}"] = result.digit_error
         if result.sequence_errors == 0 and self.curriculum.at_max:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
-                self.tie()
-                record["tied"] = 1.0
+                record["tie"] = True
                 return record
             long_result = evaluate(self.model, self.task, long, "random", self.config.long_eval_samples)
             record[f"eval_seq_error_{long}"] = long_result.sequence_error
             record[f"eval_digit_error_{long}"] = long_result.digit_error
-            self.solved = long_result.sequence_errors == 0
+            record["solved"] = long_result.sequence_errors == 0
         return record
 
     # --- state ----------------------------------------------------------------------------
@@ -289,8 +349,10 @@ class Trainer:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "curriculum": self.curriculum.state_dict(),
             "numpy_rng": self.rng.bit_generator.state,
+            "length_rng": self.length_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "noise_rng": self.noise_generator.get_state(),
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -301,13 +363,16 @@ class Trainer:
         if model_config.copies != self.model.config.copies:
             self.model = NeuralGPU(model_config).to(self.device)
             self.optimizer = self._make_optimizer()
+            self.network = self._wrap()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.curriculum.load_state_dict(state["curriculum"])
         self.rng.bit_generator.state = state["numpy_rng"]
+        self.length_rng.bit_generator.state = state["length_rng"]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.noise_generator.set_state(state["noise_rng"])
         for name in SCALAR_STATE:
             setattr(self, name, type(getattr(self, name))(state[name]))
         self.set_lr(self.lr)
@@ -322,7 +387,7 @@ class Trainer:
 
     def save_snapshot(self) -> None:
         self.last_good = self._snapshot_state()
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             save_snapshot(self.run_dir / SNAPSHOT_NAME, self.last_good)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -340,6 +405,7 @@ class Trainer:
     def run(self) -> TrainResult:
         config = self.config
         quiet = True if self.progress is False else None  # None: tqdm stays quiet when not on a terminal
+        quiet = True if not self.dist.is_main else quiet
         bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
         window: list[StepStats] = []
         try:
@@ -356,6 +422,8 @@ class Trainer:
                 if self.step % config.eval_every == 0:
                     record.update(self.check_solved())
                 self.elapsed += time.perf_counter() - started
+                if config.time_budget is not None:  # every rank must stop at the same step
+                    self.elapsed = self.dist.maximum(self.elapsed, self.device)
                 if self.step % config.log_every == 0 or record or self.solved:
                     self.log(self._summary(window, record), bar)
                     window = []
@@ -370,11 +438,17 @@ class Trainer:
         finally:
             bar.close()
         self.save_snapshot()
-        final = self.final_evaluation()
-        if self.run_dir is not None:
+        in_sync = self.dist.parameters_agree(self.model, self.device)
+        if not in_sync:
+            raise RuntimeError("the data-parallel replicas ended with different parameters; please report this as a bug")
+        final = self.final_evaluation() if self.dist.is_main else []
+        if self.run_dir is not None and self.dist.is_main:
             save_release(self.run_dir / RELEASE_NAME, self.model, self.card(final))
         if self.writer is not None:
-            self.writer.log({"step": self.step, "event": "finished", "solved": self.solved, "elapsed": self.elapsed})
+            finished = {"step": self.step, "event": "finished", "solved": self.solved, "elapsed": self.elapsed}
+            if self.dist.enabled:
+                finished.update(world_size=self.dist.world_size, ranks_in_sync=in_sync)
+            self.writer.log(finished)
             self.writer.close()
         return TrainResult(self.solved, self.step, self.elapsed, final, self.run_dir)
 
@@ -409,6 +483,7 @@ class Trainer:
             "steps": self.step,
             "wall_clock_s": round(self.elapsed, 1),
             "hardware": torch.cuda.get_device_name() if self.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+            "world_size": self.dist.world_size,
             "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],
             "solved": self.solved,
             "evaluation": [result.to_json() for result in final],
