@@ -85,6 +85,46 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from neuralgpu.models import format_models, shipped_models
+
+    models = shipped_models()
+    if args.json:
+        print(json.dumps([{"name": model.name, **model.card} for model in models], indent=2))
+    else:
+        print(format_models(models) if models else "no shipped models are installed")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from neuralgpu.models import format_models, shipped_models
+    from neuralgpu.solver import load
+
+    models = shipped_models()
+    if not models:
+        raise CommandError("no shipped models are installed; train one with `neuralgpu train --task copy`")
+    rng = np.random.default_rng(args.seed)
+    wrong = 0
+    for model in models:
+        solver = load(model.name)
+        length = solver.task.scaled_length(model.train_length, args.factor)
+        batch = solver.task.sample(args.problems, length, rng)
+        texts = [solver.task.input_text(row) for row in batch.inputs]
+        print(f"{model.name}: {args.problems} random problems {args.factor}x as long as any it trained on ({length} columns)")
+        for text, answer in zip(texts, solver.solve(texts)):
+            right = answer == solver.task.oracle(text)
+            wrong += not right
+            print(f"  {_shorten(text)} -> {_shorten(answer)}  {'correct' if right else 'WRONG, expected ' + _shorten(solver.task.oracle(text))}")
+    print()
+    print(format_models(models))
+    print(f"\n{wrong} wrong answers" if wrong else "\nevery answer above matches the oracle")
+    return 1 if wrong else 0
+
+
+def _shorten(text: str, keep: int = 24) -> str:
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}...{text[-keep:]} ({len(text)} symbols)"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.evaluate import format_table
     from neuralgpu import distributed
@@ -128,6 +168,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for length in args.lengths:
         task.check_length(length)
     results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples)
+    if args.record:
+        from neuralgpu.models import record_verification
+        from neuralgpu.solver import resolve_model
+
+        command = " ".join(["neuralgpu", "eval", args.model, "--lengths", ",".join(map(str, args.lengths)), "--suite", args.suite,
+                            "--samples", str(args.samples)])
+        record_verification(resolve_model(args.model), results, command)
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
     else:
@@ -178,12 +225,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from neuralgpu.plot import load_curves, plot_runs
+    from neuralgpu.sweep import evaluate_run
 
     curves = []
     for run_dir in args.run_dirs:
         extra = []
         if args.lengths:
-            extra = _evaluate_run(run_dir, args.lengths, args.samples)
+            extra = evaluate_run(run_dir, args.lengths, args.samples)
         curves.append(load_curves(run_dir, extra))
     plot_runs(curves, args.out, args.title)
     print(f"{len(curves)} run(s) plotted to {args.out}")
@@ -210,14 +258,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from neuralgpu.sweep import Summary, find_runs, read_run, write_summary
+    from neuralgpu.sweep import Summary, evaluate_run, find_runs, read_run, write_summary
 
     rows, unreadable = [], 0
     for run_dir in find_runs(args.run_dirs):
         try:
             extra = []
             if getattr(args, "lengths", None):
-                extra = _evaluate_run(run_dir, args.lengths, args.samples)
+                extra = evaluate_run(run_dir, args.lengths, args.samples)
             rows.append(read_run(run_dir, extra))
         except (ValueError, CheckpointError) as error:
             unreadable += 1
@@ -227,17 +275,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_summary(summary, args.run_dirs[0])
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.table())
     return EXIT_BAD_INPUT if unreadable else 0
-
-
-def _evaluate_run(run_dir: Path, lengths: list[int], samples: int) -> list[dict]:
-    """A run's model evaluated now at ``lengths`` on random inputs and every structured suite."""
-    from neuralgpu.evaluate import evaluate_suites
-    from neuralgpu.solver import load
-    from neuralgpu.tasks import structured_suites
-
-    solver = load(str(run_dir))
-    suites = ["random", *structured_suites(solver.task)]
-    return [result.to_json() for result in evaluate_suites(solver.model, solver.task, lengths, suites, samples)]
 
 
 def _device(name: str) -> str:
@@ -268,6 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (default 0)")
     tasks.set_defaults(run=cmd_tasks)
 
+    models = commands.add_parser(
+        "models",
+        help="list the shipped models with their cards' headline numbers",
+        description="Every trained model that ships inside the package, usable by name in solve, eval, show and "
+        "neuralgpu.load(NAME): task, recipe, seed, training steps and seconds, training length, and the longest input "
+        "length at which every recorded evaluation (random and structured) found zero errors.",
+    )
+    models.add_argument("--json", action="store_true", help="print every card in full as JSON")
+    models.set_defaults(run=cmd_models)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the shipped models answer long random problems, checked against the oracle",
+        description="For every shipped model: a few random problems --factor times as long as any it trained on, its "
+        "answers and whether each matches the oracle; then the table of shipped models and their verified reach.",
+    )
+    demo.add_argument("--problems", type=positive_int, default=3, help="problems per model (default 3)")
+    demo.add_argument("--factor", type=positive_int, default=10, help="how many times the training length (default 10)")
+    demo.add_argument("--seed", type=non_negative_int, default=0, help="seed of the problems (default 0)")
+    demo.set_defaults(run=cmd_demo)
+
     train = commands.add_parser("train", help="train a model; writes a run directory")
     train.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)")
     train.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
@@ -286,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     evaluate.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--record", action="store_true", help="add these results, the command and the hardware to the model's card")
     evaluate.set_defaults(run=cmd_eval)
 
     solve = commands.add_parser(

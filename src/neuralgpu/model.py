@@ -89,7 +89,7 @@ class NeuralGPU(nn.Module):
         self.input_bias = nn.Parameter(torch.zeros(m))
         # Reset and update gates share one convolution: 2m output channels, split afterwards.
         self.gate_weight = nn.Parameter(torch.empty(*shape, 2 * m, m, kh, kw))
-        self.gate_bias = nn.Parameter(torch.ones(*shape, 2 * m))  # +1: gates start mostly open
+        self.gate_bias = nn.Parameter(torch.ones(*shape, 2 * m))
         self.candidate_weight = nn.Parameter(torch.empty(*shape, m, m, kh, kw))
         self.candidate_bias = nn.Parameter(torch.zeros(*shape, m))
         self.output_weight = nn.Parameter(torch.empty(config.vocab_size, m))  # 1x1 conv to logits
@@ -107,6 +107,9 @@ class NeuralGPU(nn.Module):
             self.candidate_weight.uniform_(-conv_bound, conv_bound)
             self.input_weight.uniform_(-linear_bound, linear_bound)
             self.output_weight.uniform_(-linear_bound, linear_bound)
+            # Gates start mostly open (keep the state): sigmoid-cutoff(1) = 0.78; the hard sigmoid
+            # reaches 1.0 at +1, where it is flat and passes no gradient, so it starts at 0.5 (0.75).
+            self.gate_bias.fill_(0.5 if config.gate == "hard" else 1.0)
 
     # --- the computation -------------------------------------------------------------------
 

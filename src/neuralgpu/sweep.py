@@ -132,6 +132,17 @@ def read_run(run_dir: Path, extra_evaluations: list[dict[str, Any]] | None = Non
     )
 
 
+def evaluate_run(run_dir: Path, lengths: list[int], samples: int) -> list[dict[str, Any]]:
+    """A run's model evaluated now at ``lengths``, on random inputs and every structured suite."""
+    from neuralgpu.evaluate import evaluate_suites
+    from neuralgpu.solver import load
+    from neuralgpu.tasks import structured_suites
+
+    solver = load(str(run_dir))
+    suites = ["random", *structured_suites(solver.task)]
+    return [result.to_json() for result in evaluate_suites(solver.model, solver.task, lengths, suites, samples)]
+
+
 def find_runs(paths: list[Path]) -> list[Path]:
     """Run directories named directly, or found one level down (a sweep's seed-S folders)."""
     runs: list[Path] = []

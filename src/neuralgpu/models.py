@@ -1,0 +1,95 @@
+"""The shipped models: what each card says, and how a verification is added to a card.
+
+A shipped model is ``pretrained/NAME.safetensors`` with its card inside (and a copy beside it as
+``NAME.json``). The card holds the training record and every evaluation made of the model, each
+with the command and hardware that produced it, so ``neuralgpu models`` can say how far each one
+was shown to make no errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuralgpu.checkpoint import load_release, read_card, save_release
+from neuralgpu.evaluate import EvalResult
+from neuralgpu.solver import PRETRAINED_DIR, pretrained_names
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    card: dict[str, Any]
+
+    @property
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation on the card: the one training ended with, then each verification."""
+        records = list(self.card.get("evaluation", []))
+        for verification in self.card.get("verifications", []):
+            records.extend(verification["results"])
+        return records
+
+    def error_free_up_to(self) -> tuple[int, int, bool]:
+        """(longest length with zero errors in every evaluation there, fewest samples there, structured too?).
+
+        A length counts only when every evaluation at it, random and structured, had zero errors.
+        """
+        by_length: dict[int, list[dict[str, Any]]] = {}
+        for record in self.evaluations:
+            by_length.setdefault(int(record["length"]), []).append(record)
+        clean = [n for n, records in by_length.items() if all(r["sequence_errors"] == 0 for r in records)]
+        if not clean:
+            return 0, 0, False
+        longest = max(clean)
+        records = by_length[longest]
+        random_samples = min((r["samples"] for r in records if r["suite"] == "random"), default=0)
+        return longest, random_samples, any(r["suite"] != "random" for r in records)
+
+    @property
+    def train_length(self) -> int:
+        return int(self.card["train_lengths"][1])
+
+
+def shipped_models() -> list[ShippedModel]:
+    return [ShippedModel(name, read_card(PRETRAINED_DIR / f"{name}.safetensors")) for name in pretrained_names()]
+
+
+def format_models(models: list[ShippedModel]) -> str:
+    header = f"{'model':<10} {'task':<10} {'recipe':<7} {'seed':>4} {'steps':>6} {'train s':>8} {'trained to':>10}  zero errors up to"
+    lines = [header, "-" * (len(header) + 24)]
+    for model in models:
+        longest, samples, structured = model.error_free_up_to()
+        factor = longest / model.train_length if model.train_length else 0
+        reach = f"length {longest} ({factor:.0f}x; {samples} random" + (" + structured suites)" if structured else ")")
+        card = model.card
+        lines.append(
+            f"{model.name:<10} {card['task']:<10} {card['recipe']:<7} {card['seed']:>4} {card['steps']:>6} "
+            f"{card['wall_clock_s']:>8.0f} {model.train_length:>10}  {reach if longest else 'none recorded'}"
+        )
+    return "\n".join(lines)
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def record_verification(path: Path, results: list[EvalResult], command: str) -> None:
+    """Append an evaluation, with the command and hardware that made it, to a release's card."""
+    model, card = load_release(path)
+    verification = {
+        "command": command,
+        "hardware": hardware(),
+        "date": datetime.date.today().isoformat(),
+        "results": [result.to_json() for result in results],
+    }
+    card["verifications"] = card.get("verifications", []) + [verification]
+    for key in ("format", "format_version", "model_config"):  # save_release writes these afresh
+        card.pop(key, None)
+    save_release(path, model, card)
