@@ -90,3 +90,11 @@ def test_show_rejects_too_wide_inputs(trained_copy):
     run_dir, _ = trained_copy
     with pytest.raises(ValueError, match="up to 512 columns"):
         mental_image(load(str(run_dir)), "1" * 600)
+
+
+def test_one_row_state_draws_as_a_space_time_picture(tmp_path):
+    png = tmp_path / "reverse.png"
+    assert main(["show", "reverse", "0123012", "--out", str(png)]) == 0  # a shipped model: 1-D state
+    with Image.open(png) as picture:
+        pixels = np.asarray(picture.convert("RGB"), dtype=np.float64)
+    assert picture.height > 200 and pixels.std() > 10

@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render the mental image: the (m, h, n) state before and after each of the n steps. The m channels of "
         "every cell are projected onto their first three principal components (fitted over this input's states) and shown "
         "as red, green and blue, so cells in similar states share a colour. Columns are labelled with the input symbols "
-        "(top) and the model's output symbols (bottom). FILE.png: a grid of --frames evenly spaced steps (default 12); "
+        "(top) and the model's output symbols (bottom). FILE.png: a grid of --frames evenly spaced steps (default 12), or "
+        "for a one-row state (the fast recipe's) one picture with a row per step; "
         "FILE.gif: an animation of every step (at most --frames, default 200).",
     )
     show.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")

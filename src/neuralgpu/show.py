@@ -5,7 +5,8 @@ and after each). A picture cannot show m channels per cell, so the channels are 
 their first three principal components, fitted over all cells of all steps of this one input, and
 shown as red, green and blue: cells in a similar state get similar colours, and a carry moving
 along the columns is a colour moving across the frames. A PNG is a grid of frames (evenly spaced
-steps, first and last included); a GIF plays every step. Input symbols label the columns on top,
+steps, first and last included), or for a one-row state a single picture with one row per step;
+a GIF plays every step. Input symbols label the columns on top,
 the model's output symbols below.
 """
 
@@ -99,10 +100,34 @@ def _label_columns(axes, image: MentalImage, top: bool, bottom: bool) -> None:
         twin.set_xticklabels(image.input_symbols, fontsize=7, family="monospace")
 
 
-def render_png(image: MentalImage, path: Path, frames: int = 12, title: str = "") -> None:
-    """A grid of ``frames`` moments, one panel each, labelled with their step."""
+def render_space_time(image: MentalImage, path: Path, title: str = "") -> None:
+    """A one-row state over time: every step a row of the picture, step 0 on top."""
     import matplotlib.pyplot as plt
 
+    width = len(image.input_symbols)
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.2 * width + 1.5), max(3.0, 0.12 * image.steps + 1.5)))
+    axes.imshow(image.frames[:, 0], aspect="auto", interpolation="nearest")
+    _label_columns(axes, image, top=True, bottom=True)
+    rows = frame_steps(image.steps, 12)
+    axes.set_yticks(rows)
+    axes.set_yticklabels([str(step) for step in rows], fontsize=7)
+    axes.set_ylabel("step")
+    axes.set_title(title or f"answer {image.answer}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def render_png(image: MentalImage, path: Path, frames: int = 12, title: str = "") -> None:
+    """A grid of ``frames`` moments, one panel each, labelled with their step.
+
+    A state of one row (the 1-D models) reads better as one picture with a row per step.
+    """
+    import matplotlib.pyplot as plt
+
+    if image.frames.shape[1] == 1:
+        render_space_time(image, path, title)
+        return
     chosen = frame_steps(image.steps, frames)
     columns = min(3, len(chosen))
     rows = -(-len(chosen) // columns)
