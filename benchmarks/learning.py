@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neuralgpu.cli import length_list, positive_float, positive_int
+from neuralgpu.cli.arguments import length_list, positive_float, positive_int
 from neuralgpu.recipes import RECIPES
 from neuralgpu.sweep import Summary, evaluate_run, find_runs, parse_seeds, read_run, run_sweep, write_summary
 from neuralgpu.tasks import task_names

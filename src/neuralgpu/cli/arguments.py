@@ -1,0 +1,57 @@
+"""Argument types and the one error every subcommand may raise: parsed early, reported in one line."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 1
+MAX_SHOWN_SYMBOLS = 10_000_000  # `tasks --show` prints what it generates: keep that readable
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit status ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def length_list(text: str) -> list[int]:
+    return [positive_int(part) for part in text.split(",") if part.strip()] or [positive_int("")]
+
+
+def device_choice(text: str) -> str:
+    if text not in ("auto", "cpu", "cuda") and not text.startswith("cuda:"):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu or cuda, got {text!r}")
+    return text
+
+
+def resolve_device_name(name: str) -> str:
+    from neuralgpu.train import resolve_device
+
+    return str(resolve_device(name))

@@ -1,0 +1,163 @@
+"""The ``neuralgpu`` argument parser: every subcommand, its flags and its help."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from neuralgpu.cli.arguments import device_choice, length_list, non_negative_int, positive_float, positive_int
+from neuralgpu.cli.training import cmd_bench, cmd_plot, cmd_report, cmd_sweep, cmd_train
+from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solve, cmd_tasks
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from neuralgpu import __version__
+    from neuralgpu.recipes import DEFAULT_RECIPE, RECIPES
+    from neuralgpu.tasks import task_names
+
+    parser = argparse.ArgumentParser(
+        prog="neuralgpu", description="Train, evaluate and run Neural GPUs that learn algorithms such as long binary multiplication."
+    )
+    parser.add_argument("--version", action="version", version=f"neuralgpu {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tasks = commands.add_parser("tasks", help="list the tasks, or show generated examples of one")
+    tasks.add_argument("--show", metavar="TASK", choices=task_names(), help="print decoded examples of TASK")
+    tasks.add_argument("--length", type=positive_int, default=13, help="model width of the examples, in columns (default 13)")
+    tasks.add_argument("--count", type=positive_int, default=5, help="how many examples (default 5)")
+    tasks.add_argument("--suite", default="random", help="random or a structured suite such as carry (default random)")
+    tasks.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (default 0)")
+    tasks.set_defaults(run=cmd_tasks)
+
+    models = commands.add_parser(
+        "models",
+        help="list the shipped models with their cards' headline numbers",
+        description="Every trained model that ships inside the package, usable by name in solve, eval, show and "
+        "neuralgpu.load(NAME): task, recipe, seed, training steps and seconds, training length, and the longest input "
+        "length at which every recorded evaluation (random and structured) found zero errors.",
+    )
+    models.add_argument("--json", action="store_true", help="print every card in full as JSON")
+    models.set_defaults(run=cmd_models)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the shipped models answer long random problems, checked against the oracle",
+        description="For every shipped model: a few random problems --factor times as long as any it trained on, its "
+        "answers and whether each matches the oracle; then the table of shipped models and their verified reach.",
+    )
+    demo.add_argument("--problems", type=positive_int, default=3, help="problems per model (default 3)")
+    demo.add_argument("--factor", type=positive_int, default=10, help="how many times the training length (default 10)")
+    demo.add_argument("--seed", type=non_negative_int, default=0, help="seed of the problems (default 0)")
+    demo.set_defaults(run=cmd_demo)
+
+    train = commands.add_parser("train", help="train a model; writes a run directory")
+    train.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)")
+    train.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default runs/TASK-RECIPE-seedN)")
+    train.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto: cuda if present)")
+    train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the recipe's, 0)")
+    train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
+    train.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="sequence and digit error of a model on frozen evaluation sets")
+    evaluate.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    evaluate.add_argument("--lengths", type=length_list, default=[41, 401], help="comma-separated widths (default 41,401)")
+    evaluate.add_argument("--suite", default="random,structured", help="comma-separated: random, structured, or suite names")
+    evaluate.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
+    evaluate.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--record", action="store_true", help="add these results, the command and the hardware to the model's card")
+    evaluate.set_defaults(run=cmd_eval)
+
+    solve = commands.add_parser(
+        "solve",
+        help="answer problems written as a person writes them",
+        description="Answer problems such as 1011+110 (most-significant digit first). With no EXPR, reads one per line "
+        "from standard input. Bad lines get a one-line error on stderr; every valid line is still answered.",
+    )
+    solve.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    solve.add_argument("expr", nargs="*", metavar="EXPR", help="problems, e.g. 1011+110 or 101*11 (default: read stdin)")
+    solve.add_argument("--device", type=device_choice, default="cpu", help="auto, cpu or cuda (default cpu)")
+    solve.add_argument("--json", action="store_true", help="one JSON object per input: input, answer, error")
+    solve.set_defaults(run=cmd_solve)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time a training step and inference, beside the plain eager reference",
+        description="Median milliseconds of a training step (forward, backward, update) and of inference after warm-up, "
+        "and the peak extra memory of a training step, for our model and for a straightforward eager implementation.",
+    )
+    bench.add_argument("--recipe", default="paper", choices=list(RECIPES), help="model configuration to time (default paper)")
+    bench.add_argument("--task", default="badd", choices=task_names(), metavar="TASK", help="task whose inputs are used (default badd)")
+    bench.add_argument("--length", type=positive_int, default=41, help="input width in columns (default 41)")
+    bench.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    bench.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    bench.add_argument("--repeats", type=positive_int, default=5, help="timed repeats; the median is reported (default 5)")
+    bench.add_argument("--checkpoint-steps", action="store_true", help="recompute steps in backward (memory ~sqrt(n) states)")
+    bench.add_argument("--no-reference", action="store_true", help="skip the eager reference (it is slow at long lengths)")
+    bench.add_argument("--json", action="store_true", help="one JSON object: train_step_ms, infer_ms, peak_mem_mb, ...")
+    bench.set_defaults(run=cmd_bench)
+
+    show = commands.add_parser(
+        "show",
+        help="draw the model's state at every step for one input (PNG grid or GIF animation)",
+        description="Render the mental image: the (m, h, n) state before and after each of the n steps. The m channels of "
+        "every cell are projected onto their first three principal components (fitted over this input's states) and shown "
+        "as red, green and blue, so cells in similar states share a colour. Columns are labelled with the input symbols "
+        "(top) and the model's output symbols (bottom). FILE.png: a grid of --frames evenly spaced steps (default 12), or "
+        "for a one-row state (the fast recipe's) one picture with a row per step; "
+        "FILE.gif: an animation of every step (at most --frames, default 200).",
+    )
+    show.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
+    show.add_argument("expr", metavar="EXPR", help="one problem in the task's notation, e.g. 1011+110")
+    show.add_argument("--out", type=Path, required=True, metavar="FILE", help="FILE.png (grid of frames) or FILE.gif (animation)")
+    show.add_argument("--frames", type=positive_int, default=None, help="how many steps to draw (default 12 for PNG, 200 for GIF)")
+    show.set_defaults(run=cmd_show)
+
+    plot = commands.add_parser(
+        "plot",
+        help="training and generalisation curves of one or more runs on one figure",
+        description="Three panels, one colour per run: training sequence error and curriculum length against step (from "
+        "metrics.jsonl), and sequence error against input length, random (solid) and worst structured suite (dashed), "
+        "from each run's release card plus any --lengths evaluated now.",
+    )
+    plot.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories written by `neuralgpu train`")
+    plot.add_argument("--out", type=Path, required=True, metavar="FILE", help="image to write (.png, .pdf or .svg)")
+    plot.add_argument("--lengths", type=length_list, default=None, help="also evaluate the runs' models at these widths")
+    plot.add_argument("--samples", type=positive_int, default=64, help="examples per length and suite for --lengths (default 64)")
+    plot.add_argument("--title", default="", help="figure title")
+    plot.set_defaults(run=cmd_plot)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train several seeds of one task and recipe, then report how many solved",
+        description="Runs `neuralgpu train` once per seed into OUT/seed-S, K at a time (one per GPU when several are "
+        "visible; CPU cores are split evenly otherwise). Finished seeds are kept and interrupted ones resume, so a "
+        "killed sweep continues where it stopped. Ends by writing OUT/summary.txt and OUT/summary.json.",
+    )
+    sweep.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn")
+    sweep.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
+    sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")
+    sweep.add_argument("--out", type=Path, required=True, help="directory for the runs and the summary")
+    sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
+    sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
+    sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    sweep.set_defaults(run=cmd_sweep, write=True)
+
+    report = commands.add_parser(
+        "report",
+        help="the success-rate table of existing runs or sweeps",
+        description="One row per finished run (seed, solved, steps, wall-clock, sequence error per length on random inputs "
+        "and on the worst structured suite) and a line with seeds solved and the median and worst steps to solve.",
+    )
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="run directories, or sweep directories holding them")
+    report.add_argument("--lengths", type=length_list, default=None, help="also evaluate every run at these widths")
+    report.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite for --lengths (default 128)")
+    report.add_argument("--write", action="store_true", help="also write summary.txt and summary.json into the (single) DIR")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.set_defaults(run=cmd_report)
+    return parser

@@ -1,0 +1,103 @@
+"""Subcommands that train and compare: train, sweep, report, plot, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
+from neuralgpu.checkpoint import CheckpointError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralgpu.evaluate import format_table
+    from neuralgpu import distributed
+    from neuralgpu.recipes import build_config
+    from neuralgpu.train import Trainer, resolve_device
+
+    config = build_config(
+        args.task, args.recipe, seed=args.seed, max_steps=args.max_steps, time_budget=args.time_budget, device=args.device
+    )
+    run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
+    context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
+    try:
+        # Rank 0 looks before anyone writes, and every rank follows: no rank races another's files.
+        if context.from_main(not args.resume and (run_dir / "metrics.jsonl").exists()):
+            raise CommandError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+        if context.is_main:
+            ranks = f" on {context.world_size} ranks" if context.enabled else ""
+            print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}){ranks} into {run_dir}", file=sys.stderr)
+        result = Trainer(config, run_dir, resume=args.resume, distributed=context).run()
+    finally:
+        distributed.stop(context)
+    if context.is_main:
+        status = "solved" if result.solved else "not solved"
+        print(f"{status} after {result.steps} steps, {result.elapsed:.0f} s; release checkpoint: {run_dir / 'model.safetensors'}")
+        print(format_table(result.final))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import torch
+
+    from neuralgpu.sweep import parse_seeds, run_sweep
+
+    seeds = parse_seeds(args.seeds)
+    train_args = ["--device", args.device]
+    if args.max_steps:
+        train_args += ["--max-steps", str(args.max_steps)]
+    if args.time_budget:
+        train_args += ["--time-budget", str(args.time_budget)]
+    gpus = torch.cuda.device_count() if args.device != "cpu" else 0
+    print(f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr)
+    failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
+    args.run_dirs = [args.out]
+    status = cmd_report(args)
+    return EXIT_BAD_INPUT if failed else status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from neuralgpu.sweep import Summary, evaluate_run, find_runs, read_run, write_summary
+
+    rows, unreadable = [], 0
+    for run_dir in find_runs(args.run_dirs):
+        try:
+            extra = []
+            if getattr(args, "lengths", None):
+                extra = evaluate_run(run_dir, args.lengths, args.samples)
+            rows.append(read_run(run_dir, extra))
+        except (ValueError, CheckpointError) as error:
+            unreadable += 1
+            print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
+    summary = Summary(rows)
+    if args.write and len(args.run_dirs) == 1 and rows:
+        write_summary(summary, args.run_dirs[0])
+    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.table())
+    return EXIT_BAD_INPUT if unreadable else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from neuralgpu.plot import load_curves, plot_runs
+    from neuralgpu.sweep import evaluate_run
+
+    curves = []
+    for run_dir in args.run_dirs:
+        extra = []
+        if args.lengths:
+            extra = evaluate_run(run_dir, args.lengths, args.samples)
+        curves.append(load_curves(run_dir, extra))
+    plot_runs(curves, args.out, args.title)
+    print(f"{len(curves)} run(s) plotted to {args.out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuralgpu.bench import format_bench, results_json, run_bench
+
+    results = run_bench(
+        args.recipe, args.task, args.length, args.batch, args.device, args.repeats, args.checkpoint_steps, not args.no_reference
+    )
+    print(json.dumps(results_json(results)) if args.json else format_bench(results))
+    return 0

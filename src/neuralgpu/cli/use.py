@@ -1,0 +1,130 @@
+"""Subcommands that use trained models: tasks, models, demo, solve, eval, show."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from neuralgpu.cli.arguments import EXIT_BAD_INPUT, MAX_SHOWN_SYMBOLS, CommandError, resolve_device_name
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from neuralgpu.tasks import REGISTRY, get_task
+
+    if args.show is None:
+        print(f"{'task':<10} {'base':>4}  {'what it computes':<38} example")
+        for name, info in REGISTRY.items():
+            print(f"{name:<10} {info.task.base:>4}  {info.summary:<38} {info.example} -> {info.answer}")
+        return 0
+    task = get_task(args.show)
+    if args.length * args.count > MAX_SHOWN_SYMBOLS:
+        raise CommandError(f"--length x --count is {args.length * args.count:,} symbols; show at most {MAX_SHOWN_SYMBOLS:,}")
+    rng = np.random.default_rng(args.seed)
+    batch = task.sample(args.count, args.length, rng, args.suite)
+    width = batch.inputs.shape[1]
+    for inputs, targets in zip(batch.inputs, batch.targets):
+        print(f"{task.input_text(inputs)} -> {task.answer_text(targets, width)}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from neuralgpu.models import format_models, shipped_models
+
+    models = shipped_models()
+    if args.json:
+        print(json.dumps([{"name": model.name, **model.card} for model in models], indent=2))
+    else:
+        print(format_models(models) if models else "no shipped models are installed")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from neuralgpu.models import format_models, shipped_models
+    from neuralgpu.solver import load
+
+    models = shipped_models()
+    if not models:
+        raise CommandError("no shipped models are installed; train one with `neuralgpu train --task copy`")
+    rng = np.random.default_rng(args.seed)
+    wrong = 0
+    for model in models:
+        solver = load(model.name)
+        length = solver.task.scaled_length(model.train_length, args.factor)
+        batch = solver.task.sample(args.problems, length, rng)
+        texts = [solver.task.input_text(row) for row in batch.inputs]
+        print(f"{model.name}: {args.problems} random problems {args.factor}x as long as any it trained on ({length} columns)")
+        for text, answer in zip(texts, solver.solve(texts)):
+            right = answer == solver.task.oracle(text)
+            wrong += not right
+            print(f"  {_shorten(text)} -> {_shorten(answer)}  {'correct' if right else 'WRONG, expected ' + _shorten(solver.task.oracle(text))}")
+    print()
+    print(format_models(models))
+    print(f"\n{wrong} wrong answers" if wrong else "\nevery answer above matches the oracle")
+    return 1 if wrong else 0
+
+
+def _shorten(text: str, keep: int = 24) -> str:
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}...{text[-keep:]} ({len(text)} symbols)"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from neuralgpu.evaluate import evaluate_suites, format_table
+    from neuralgpu.solver import load
+    from neuralgpu.tasks import structured_suites
+
+    solver = load(args.model, device=resolve_device_name(args.device))
+    task = solver.task
+    suites: list[str] = []
+    for name in args.suite.split(","):
+        suites.extend(structured_suites(task) if name == "structured" else [name])
+    for suite in suites:
+        task.check_suite(suite)
+    for length in args.lengths:
+        task.check_length(length)
+    results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples)
+    if args.record:
+        from neuralgpu.models import record_verification
+        from neuralgpu.solver import resolve_model
+
+        command = " ".join(["neuralgpu", "eval", args.model, "--lengths", ",".join(map(str, args.lengths)), "--suite", args.suite,
+                            "--samples", str(args.samples)])
+        record_verification(resolve_model(args.model), results, command)
+    if args.json:
+        print(json.dumps([result.to_json() for result in results], indent=2))
+    else:
+        print(format_table(results))
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from neuralgpu.solver import load
+
+    solver = load(args.model, device=resolve_device_name(args.device))
+    texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
+    if not texts:
+        raise CommandError("nothing to solve: give expressions as arguments or one per line on standard input")
+    failed = 0
+    for number, answer in enumerate(solver.answer(texts), start=1):
+        if args.json:
+            print(json.dumps(answer.to_json()))
+        elif answer.answer is not None:
+            print(answer.answer)
+        if answer.error is not None:
+            failed += 1
+            where = f"line {number}" if not args.expr else f"input {number}"
+            print(f"neuralgpu solve: {where} ({answer.text[:60]!r}): {answer.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from neuralgpu.show import mental_image, render
+    from neuralgpu.solver import load
+
+    solver = load(args.model)
+    image = mental_image(solver, args.expr)
+    render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
+    print(f"{args.expr} = {image.answer}; {image.steps} steps drawn to {args.out}")
+    return 0
