@@ -2,6 +2,7 @@
 they make zero errors at 10x their training length on random inputs and on every structured suite."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ from safetensors import safe_open
 
 from neuralgpu.cli import main
 from neuralgpu.evaluate import evaluate
-from neuralgpu.models import shipped_models
+from neuralgpu.checkpoint import load_release
+from neuralgpu.models import ShippedModel, shipped_models
 from neuralgpu.solver import PRETRAINED_DIR, load, pretrained_names
 from neuralgpu.tasks import get_task, structured_suites
 
@@ -18,7 +20,7 @@ CARD_FIELDS = ("task", "recipe", "seed", "steps", "wall_clock_s", "hardware", "t
 
 
 def test_models_ship_with_the_package():
-    assert {"copy", "reverse", "badd"} <= set(SHIPPED), SHIPPED
+    assert {"copy", "reverse", "sort"} <= set(SHIPPED), SHIPPED
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -66,3 +68,35 @@ def test_demo_answers_long_problems_correctly(capsys):
     assert main(["demo", "--problems", "2", "--factor", "5"]) == 0
     out = capsys.readouterr().out
     assert "every answer above matches the oracle" in out and "WRONG" not in out
+
+
+def test_eval_record_adds_a_verification_to_the_card(trained_copy, tmp_path, capsys):
+    run_dir, _ = trained_copy
+    release = tmp_path / "copy.safetensors"
+    shutil.copy(run_dir / "model.safetensors", release)
+    assert main(["eval", str(release), "--lengths", "16", "--suite", "random", "--samples", "8", "--record"]) == 0
+    capsys.readouterr()
+    model, card = load_release(release)
+    (verification,) = card["verifications"]
+    assert verification["command"].startswith("neuralgpu eval") and "--lengths 16" in verification["command"]
+    assert verification["hardware"] and verification["results"][0]["length"] == 16
+    assert json.loads(release.with_suffix(".json").read_text())["verifications"] == card["verifications"]
+
+
+def test_reach_counts_only_lengths_where_every_suite_was_clean():
+    def result(length, suite, errors, samples=8):
+        return {"length": length, "suite": suite, "sequence_errors": errors, "samples": samples}
+
+    card = {
+        "train_lengths": [3, 20],
+        "evaluation": [result(20, "random", 0, 128), result(20, "ascending", 0)],
+        "verifications": [{"results": [result(200, "random", 0, 64), result(200, "ascending", 0), result(2000, "random", 0, 4),
+                                       result(2000, "ascending", 1)]}],
+    }
+    assert ShippedModel("x", card).error_free_up_to() == (200, 64, True)
+
+
+def test_load_by_name_from_the_package_root():
+    import neuralgpu
+
+    assert neuralgpu.load("reverse").solve(["3102", "00112233"]) == ["2013", "33221100"]

@@ -1,9 +1,9 @@
 """neuralgpu: the Neural GPU (Kaiser & Sutskever, 2015) in modern PyTorch.
 
 >>> import neuralgpu
->>> solver = neuralgpu.load("badd")          # a shipped model, a release file or a run directory
->>> solver.solve(["1011+110"])               # doctest: +SKIP
-['10001']
+>>> solver = neuralgpu.load("reverse")       # a shipped model, a release file or a run directory
+>>> solver.solve(["3102"])
+['2013']
 """
 
 __version__ = "0.1.0"
@@ -12,12 +12,14 @@ from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.model import ModelConfig, ModelOutput, NeuralGPU
 from neuralgpu.recipes import RECIPES, build_config
+from neuralgpu.solver import Answer, Solver, load
 from neuralgpu.tasks import REGISTRY, Batch, Task, TaskInputError, get_task, task_names
 from neuralgpu.train import TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "RECIPES",
     "REGISTRY",
+    "Answer",
     "Batch",
     "Curriculum",
     "CurriculumConfig",
@@ -25,6 +27,7 @@ __all__ = [
     "ModelConfig",
     "ModelOutput",
     "NeuralGPU",
+    "Solver",
     "Task",
     "TaskInputError",
     "TrainConfig",
@@ -34,5 +37,6 @@ __all__ = [
     "build_config",
     "evaluate",
     "get_task",
+    "load",
     "task_names",
 ]

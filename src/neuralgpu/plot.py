@@ -85,7 +85,11 @@ def plot_runs(curves: list[RunCurves], out: Path, title: str = "") -> None:
     lengths.set(xlabel="step", ylabel="curriculum length", title="curriculum")
     general.set(xlabel="input length (columns)", ylabel="sequence error", title="generalisation", ylim=(-0.02, 1.02))
     general.set_xscale("log")
-    general.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 401, not 4x10^2
+    lengths_drawn = sorted({n for run in curves for n in (*run.random_error, *run.structured_error)})
+    if lengths_drawn:
+        general.set_xticks(lengths_drawn)  # the lengths measured, written out: 401, not 4x10^2
+    general.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    general.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     errors.legend(fontsize=7, loc="upper right")
     handles, labels = general.get_legend_handles_labels()
     unique = dict(zip(labels, handles))  # one legend entry per line style, not per run
