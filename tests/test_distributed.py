@@ -24,7 +24,8 @@ def test_torchrun_two_ranks_stay_in_step_and_write_one_run_directory(tmp_path):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    # A worker's own message (e.g. a C++ abort) comes before torchrun's long summary: show both.
+    assert result.returncode == 0, result.stderr[-8000:]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ddp-run"]  # rank 1 wrote nothing of its own
     assert json.loads((run_dir / "config.json").read_text())["world_size"] == 2
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

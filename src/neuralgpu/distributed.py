@@ -10,6 +10,7 @@ no-op and the trainer runs alone.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,17 @@ def start(device_type: str) -> Distributed:
     return context
 
 
-def stop(context: Distributed) -> None:
-    if context.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def stop(context: Distributed, completed: bool = True) -> None:
+    """Leave the process group; after a completed run, only once every rank is done with it.
+
+    DistributedDataParallel's reducer sits in reference cycles and holds gloo work objects:
+    left for the interpreter's final clean-up, destroying them can abort the process (SIGABRT).
+    Collect them while the interpreter is whole. The barrier keeps a rank that finished early
+    from closing its connections while rank 0 still evaluates and writes.
+    """
+    if not (context.enabled and dist.is_initialized()):
+        return
+    gc.collect()
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()

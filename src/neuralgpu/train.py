@@ -448,6 +448,7 @@ class Trainer:
         in_sync = self.dist.parameters_agree(self.model, self.device)
         if not in_sync:
             raise RuntimeError("the data-parallel replicas ended with different parameters; please report this as a bug")
+        self.network = self.model  # no more synchronised updates: let go of the DDP wrapper and its reducer
         final = self.final_evaluation() if self.dist.is_main else []
         if self.run_dir is not None and self.dist.is_main:
             save_release(self.run_dir / RELEASE_NAME, self.model, self.card(final))

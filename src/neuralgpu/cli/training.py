@@ -22,6 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
+    completed = False
     try:
         # Rank 0 looks before anyone writes, and every rank follows: no rank races another's files.
         if context.from_main(not args.resume and (run_dir / "metrics.jsonl").exists()):
@@ -30,8 +31,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             ranks = f" on {context.world_size} ranks" if context.enabled else ""
             print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}){ranks} into {run_dir}", file=sys.stderr)
         result = Trainer(config, run_dir, resume=args.resume, distributed=context).run()
+        completed = True
     finally:
-        distributed.stop(context)
+        distributed.stop(context, completed)
     if context.is_main:
         status = "solved" if result.solved else "not solved"
         print(f"{status} after {result.steps} steps, {result.elapsed:.0f} s; release checkpoint: {run_dir / 'model.safetensors'}")
