@@ -35,9 +35,10 @@ class ShippedModel:
         return records
 
     def error_free_up_to(self) -> tuple[int, int, bool]:
-        """(longest length with zero errors in every evaluation there, fewest samples there, structured too?).
+        """(longest length with zero errors in every evaluation there, largest random sample there, structured too?).
 
-        A length counts only when every evaluation at it, random and structured, had zero errors.
+        A length counts only when every evaluation at it, random and structured, had zero errors;
+        since all of them were clean, the largest random evaluation there is the strongest claim.
         """
         by_length: dict[int, list[dict[str, Any]]] = {}
         for record in self.evaluations:
@@ -47,7 +48,7 @@ class ShippedModel:
             return 0, 0, False
         longest = max(clean)
         records = by_length[longest]
-        random_samples = min((r["samples"] for r in records if r["suite"] == "random"), default=0)
+        random_samples = max((r["samples"] for r in records if r["suite"] == "random"), default=0)
         return longest, random_samples, any(r["suite"] != "random" for r in records)
 
     @property
