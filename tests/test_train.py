@@ -118,3 +118,26 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
         torch.testing.assert_close(second.model.state_dict()[name], tensor, msg=name)
     steps = [record["step"] for record in read_metrics(tmp_path / "split") if "loss" in record]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
+    """A curriculum across tasks: copy until error-free at the full length, then reverse from the start."""
+    config = build_config("reverse", "tiny", stages=("copy",), max_steps=700, device="cpu")
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    trainer.run()
+    records = read_metrics(tmp_path / "run")
+    switch = next(record for record in records if record.get("event") == "next stage")
+    top = config.curriculum.max_length
+    assert switch["task"] == "reverse" and switch[f"eval_seq_error_{top}"] == 0.0
+    before = [record for record in records if record["step"] < switch["step"] and "loss" in record]
+    after = [record for record in records if record["step"] > switch["step"] and "loss" in record]
+    assert before and after and {record["task"] for record in before} == {"copy"} and {record["task"] for record in after} == {"reverse"}
+    assert switch["length"] == config.curriculum.start and after[0]["length"] <= config.curriculum.start + 1  # a fresh curriculum
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["task"] == "reverse" and card["stages"] == ["copy"] and "--stages copy" in card["command"]
+    assert {result["task"] for result in card["evaluation"]} == {"reverse"}
+    # The snapshot knows the stage: a resumed run goes on with reverse, and a run without the stages refuses it.
+    resumed = Trainer(replace(config, max_steps=720), tmp_path / "run", resume=True, progress=False)
+    assert resumed.task.name == "reverse" and resumed.curriculum.current == trainer.curriculum.current
+    with pytest.raises(ValueError, match="--stages"):
+        Trainer(replace(config, stages=()), tmp_path / "run", resume=True, progress=False)

@@ -43,6 +43,9 @@ class TrainConfig:
     """Everything a training run is built from; recipes (see ``recipes.py``) fill it in."""
 
     task: str = "badd"
+    # Tasks learned first, in order, each until error-free at the full training length; then
+    # ``task``. Price et al.'s curriculum across bases: stages=("badd", "qadd") before "add".
+    stages: tuple[str, ...] = ()
     recipe: str = "paper"
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -85,6 +88,7 @@ class TrainConfig:
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
     data = dict(data)
     data["model"] = model_config_from_dict(data["model"])
+    data["stages"] = tuple(data.get("stages", ()))
     curriculum = dict(data["curriculum"])
     curriculum["bins"] = tuple(curriculum.get("bins", ()))
     data["curriculum"] = CurriculumConfig(**curriculum)
@@ -158,11 +162,11 @@ class Trainer:
         self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.task = get_task(config.task)
+        self.stage_tasks = [get_task(name) for name in (*config.stages, config.task)]
         top = config.curriculum.max_length
-        self.eval_lengths = (top, self.task.scaled_length(top, config.generalization_factor))
-        for length in self.eval_lengths:
-            self.task.check_length(length)
+        for task in self.stage_tasks:
+            for length in (top, task.scaled_length(top, config.generalization_factor)):
+                task.check_length(length)
         if config.model.checkpoint_steps and self.device.type == "cpu":
             release_large_blocks()
         torch.manual_seed(config.seed)  # the same initial weights on every rank
@@ -174,8 +178,7 @@ class Trainer:
         # Gradient noise must be the same on every rank, or the replicas drift apart: its own stream.
         self.noise_generator = torch.Generator(device=self.device).manual_seed(stable_seed("noise", config.seed))
         self.network = self._wrap()
-        curriculum = config.curriculum
-        self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
+        self._enter_stage(0)
         self.step = 0
         self.pull = config.pull_start
         self.lr = config.lr
@@ -197,6 +200,19 @@ class Trainer:
             self.writer = RunWriter(run_dir, header, self.step if resume else None)
 
     # --- pieces ---------------------------------------------------------------------------
+
+    def _enter_stage(self, stage: int) -> None:
+        """Train on the stage's task from the start of a fresh length curriculum."""
+        self.stage = stage
+        self.task = self.stage_tasks[stage]
+        curriculum, top = self.config.curriculum, self.config.curriculum.max_length
+        self.eval_lengths = (top, self.task.scaled_length(top, self.config.generalization_factor))
+        self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
+        self.previous_window_loss = math.inf  # a new task's loss is not comparable with the last one's
+
+    @property
+    def final_stage(self) -> bool:
+        return self.stage == len(self.stage_tasks) - 1
 
     def _seed_rank_streams(self, step: int) -> None:
         """Ranks other than 0 draw their own data and dropout (rank 0 keeps the single-process streams).
@@ -315,6 +331,9 @@ class Trainer:
     def check_solved(self) -> dict[str, Any]:
         """Evaluate (on rank 0; every rank follows its verdict), tie a solved relaxed model, stop when solved."""
         record = self.dist.from_main(self._measure() if self.dist.is_main else None)
+        if record.pop("next_stage", False):
+            self._enter_stage(self.stage + 1)
+            record.update(event="next stage", task=self.task.name)
         if record.pop("tie", False):
             self.tie()
             record["tied"] = True
@@ -328,6 +347,9 @@ class Trainer:
         result = evaluate(self.model, self.task, short, "random", self.config.eval_samples)
         record[f"eval_seq_error_{short}"] = result.sequence_error
         record[f"eval_digit_error_{short}"] = result.digit_error
+        if not self.final_stage:  # an earlier stage only has to be learned at the training length
+            record["next_stage"] = result.sequence_errors == 0 and self.curriculum.at_max
+            return record
         if result.sequence_errors == 0 and self.curriculum.at_max:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
                 record["tie"] = True
@@ -360,6 +382,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "noise_rng": self.noise_generator.get_state(),
+            "stage": self.stage,
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -373,6 +396,10 @@ class Trainer:
             self.network = self._wrap()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        stage = int(state.get("stage", 0))
+        if stage >= len(self.stage_tasks):
+            raise ValueError(f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages")
+        self._enter_stage(stage)
         self.curriculum.load_state_dict(state["curriculum"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.length_rng.bit_generator.state = state["length_rng"]
@@ -403,7 +430,8 @@ class Trainer:
         if self.writer is not None:
             self.writer.log(record)
         if "event" in record:
-            bar.write(f"step {record['step']}: {record['event']} (learning rate now {self.lr:.2e})")
+            task = f" {record['task']}" if "task" in record else ""
+            bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})")
 
     def out_of_budget(self) -> bool:
         budget = self.config.time_budget
@@ -462,8 +490,10 @@ class Trainer:
 
     def _summary(self, window: list[StepStats], extra: dict[str, Any]) -> dict[str, Any]:
         examples = sum(s.examples for s in window) or 1
+        stage = {"task": self.task.name} if self.config.stages else {}  # a "next stage" event names the next one
         return {
             "step": self.step,
+            **stage,
             "length": self.curriculum.current,
             "loss": sum(s.loss for s in window) / max(len(window), 1),
             "train_seq_error": sum(s.sequence_errors for s in window) / examples,
@@ -487,6 +517,8 @@ class Trainer:
         """The `neuralgpu train` command line that reproduces this run's configuration."""
         config = self.config
         words = ["neuralgpu", "train", "--task", config.task, "--recipe", config.recipe, "--seed", str(config.seed)]
+        if config.stages:
+            words += ["--stages", ",".join(config.stages)]
         if config.max_steps != TrainConfig.max_steps:
             words += ["--max-steps", str(config.max_steps)]
         if config.time_budget is not None:
@@ -504,6 +536,7 @@ class Trainer:
             "command": self.command(),
             "world_size": self.dist.world_size,
             "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],
+            "stages": list(self.config.stages),
             "solved": self.solved,
             "evaluation": [result.to_json() for result in final],
             "train_config": asdict(replace(self.config, model=self.model.config)),

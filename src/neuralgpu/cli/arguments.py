@@ -45,6 +45,16 @@ def length_list(text: str) -> list[int]:
     return [positive_int(part) for part in text.split(",") if part.strip()] or [positive_int("")]
 
 
+def task_list(text: str) -> tuple[str, ...]:
+    from neuralgpu.tasks import task_names
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in task_names()]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated task names from: {', '.join(task_names())}; got {text!r}")
+    return names
+
+
 def device_choice(text: str) -> str:
     if text not in ("auto", "cpu", "cuda") and not text.startswith("cuda:"):
         raise argparse.ArgumentTypeError(f"expected auto, cpu or cuda, got {text!r}")

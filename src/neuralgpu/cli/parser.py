@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuralgpu.cli.arguments import device_choice, length_list, non_negative_int, positive_float, positive_int
+from neuralgpu.cli.arguments import device_choice, length_list, non_negative_int, positive_float, positive_int, task_list
 from neuralgpu.cli.training import cmd_bench, cmd_plot, cmd_report, cmd_sweep, cmd_train
 from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solve, cmd_tasks
 
@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the recipe's, 0)")
     train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
     train.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument(
+        "--stages",
+        type=task_list,
+        default=None,
+        metavar="TASK,...",
+        help="tasks to learn first, in order, each until error-free at the full training length "
+        "(a curriculum across bases: --task add --stages badd,qadd)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
     train.set_defaults(run=cmd_train)
 
@@ -145,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
     sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
+    sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)
 

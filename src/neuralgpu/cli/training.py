@@ -18,7 +18,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.train import Trainer, resolve_device
 
     config = build_config(
-        args.task, args.recipe, seed=args.seed, max_steps=args.max_steps, time_budget=args.time_budget, device=args.device
+        args.task,
+        args.recipe,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        time_budget=args.time_budget,
+        device=args.device,
+        stages=args.stages,
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
@@ -52,6 +58,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--max-steps", str(args.max_steps)]
     if args.time_budget:
         train_args += ["--time-budget", str(args.time_budget)]
+    if args.stages:
+        train_args += ["--stages", ",".join(args.stages)]
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     print(f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr)
     failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
