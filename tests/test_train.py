@@ -141,3 +141,18 @@ def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
     assert resumed.task.name == "reverse" and resumed.curriculum.current == trainer.curriculum.current
     with pytest.raises(ValueError, match="--stages"):
         Trainer(replace(config, stages=()), tmp_path / "run", resume=True, progress=False)
+
+
+def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
+    _, trainer = trained_copy
+    confirming = replace(trainer.config, confirm_samples=256)
+    checker = Trainer(confirming, None, progress=False)
+    checker.model.load_state_dict(trainer.model.state_dict())
+    checker.curriculum.current = confirming.curriculum.max_length  # where the trained run ended
+    record = checker._measure()
+    long = checker.eval_lengths[1]
+    assert record[f"confirm_seq_error_{long}_random"] == 0.0 and record["solved"] is True
+    # An untrained model fails the confirmation, and the first failing suite ends it.
+    untrained = Trainer(confirming, None, progress=False)
+    errors = untrained._confirm(long)
+    assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
