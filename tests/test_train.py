@@ -13,7 +13,7 @@ from neuralgpu.evaluate import evaluate
 from neuralgpu.recipes import build_config
 from neuralgpu.rundir import read_metrics
 from neuralgpu.solver import load
-from neuralgpu.tasks import get_task
+from neuralgpu.tasks import get_task, structured_suites
 from neuralgpu.train import Trainer, gradient_noise_std
 
 
@@ -152,6 +152,19 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     record = checker._measure()
     long = checker.eval_lengths[1]
     assert record[f"confirm_seq_error_{long}_random"] == 0.0 and record["solved"] is True
+    # Judged on the structured suites too, the one that failed the last check is tried first, and
+    # the first failing suite ends the check.
+    judged = Trainer(replace(trainer.config, final_suites="all"), None, progress=False)
+    judged.model.load_state_dict(trainer.model.state_dict())
+    judged.curriculum.current = judged.config.curriculum.max_length
+    judged.failing_suite = "descending"
+    record = judged._measure()
+    errors = {key.rsplit("_", 1)[1]: value for key, value in record.items() if key.startswith(f"eval_seq_error_{long}_")}
+    assert list(errors)[0] == "descending"
+    if record["solved"]:
+        assert sorted(errors) == sorted(structured_suites(judged.task)) and not any(errors.values())
+    else:
+        assert list(errors.values())[-1] > 0 and not any(list(errors.values())[:-1])
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
     errors = untrained._confirm(long)
