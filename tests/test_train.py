@@ -57,6 +57,12 @@ def test_curriculum_grows_only_on_low_error():
     assert all(3 <= length <= 8 for _ in range(200) for length in curriculum.lengths(rng))
 
 
+def test_fast_1d_is_fast_without_diagonal_gates():
+    fast, plain = build_config("duplicate", "fast"), build_config("duplicate", "fast-1d")
+    assert fast.model.diagonal_gates and not plain.model.diagonal_gates and plain.recipe == "fast-1d"
+    assert replace(plain, recipe="fast", model=replace(plain.model, diagonal_gates=True)) == fast
+
+
 def small_trainer(tmp_path=None, **overrides):
     config = build_config("badd", "paper", **{"max_steps": 4, "device": "cpu", **overrides})
     config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random",
