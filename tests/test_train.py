@@ -165,7 +165,8 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     judged.curriculum.current = judged.config.curriculum.max_length
     judged.failing_suite = "descending"
     record = judged._measure()
-    errors = {key.rsplit("_", 1)[1]: value for key, value in record.items() if key.startswith(f"eval_seq_error_{long}_")}
+    prefix = f"eval_seq_error_{long}_"
+    errors = {key.removeprefix(prefix): value for key, value in record.items() if key.startswith(prefix)}
     assert list(errors)[0] == "descending"
     if record["solved"]:
         assert sorted(errors) == sorted(structured_suites(judged.task)) and not any(errors.values())
@@ -173,5 +174,6 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
         assert list(errors.values())[-1] > 0 and not any(list(errors.values())[:-1])
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
-    errors = untrained._confirm(long)
+    errors, failed = untrained._confirm(long)
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
+    assert failed == "random"

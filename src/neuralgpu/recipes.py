@@ -50,9 +50,9 @@ def fast(task: str) -> TrainConfig:
     kernel and one CGRU a step it costs fewer operations a step and, on badd, reached the full
     training length in half the time of the paper's layout (see README: learning benchmark).
     DNGPU's diagonal gates (a third of the kept state moves one column left each step, a third
-    right) then made badd error-free at 41 in ~2,700 steps instead of ~5,500, and clean on random
-    inputs at 401 from step ~3,400. Its hard nonlinearities did not pay here: with them the
-    curriculum stalled at length 9-12 (README: learning benchmark).
+    right) then made badd first error-free at 41 at step 2,700 instead of ~5,500, and clean on 32
+    random inputs at 401 from step 3,300. Its hard nonlinearities did not pay here: with them the
+    curriculum stalled at length 11-12 (README: learning benchmark).
     Arithmetic trains on operands up to 20 digits (length 41); sequence tasks on up to 20 symbols.
     """
     arithmetic = isinstance(get_task(task), ArithmeticTask)
@@ -74,7 +74,7 @@ def fast(task: str) -> TrainConfig:
 
 def fast_1d(task: str) -> TrainConfig:
     """``fast`` without diagonal gates: what ``fast`` was before them, kept because on ``duplicate``
-    it is the better one (solved at step 6,600, where with diagonal gates seed 0 still failed 85%
+    it is the better one (solved at step 6,600, where with diagonal gates seed 0 still failed 84-91%
     of random inputs at 10x after 11,400 steps), and the shipped ``duplicate`` model was made with it."""
     config = fast(task)
     return replace(config, recipe="fast-1d", model=replace(config.model, diagonal_gates=False))

@@ -372,27 +372,34 @@ class Trainer:
                 # so the suite that failed last time goes first: on badd, running all seven suites
                 # at 401 every time cost three times the training between two checks.
                 suites = sorted(structured_suites(self.task), key=lambda suite: suite != self.failing_suite)
-                for suite in suites:
-                    result = evaluate(self.model, self.task, long, suite, self.config.long_eval_samples)
-                    record[f"eval_seq_error_{long}_{suite}"] = result.sequence_error
-                    if result.sequence_errors:
-                        record["solved"], self.failing_suite = False, suite
-                        break
+                errors, failed = self._until_first_failure(long, suites, self.config.long_eval_samples, "eval_seq_error")
+                record.update(errors)
+                if failed is not None:
+                    record["solved"], self.failing_suite = False, failed
             if record["solved"] and self.config.confirm_samples > self.config.long_eval_samples:
-                record.update(self._confirm(long))
-                record["solved"] = all(value == 0 for key, value in record.items() if key.startswith("confirm_seq_error"))
+                errors, failed = self._confirm(long)
+                record.update(errors)
+                record["solved"] = failed is None
         return record
 
-    def _confirm(self, length: int) -> dict[str, float]:
+    def _confirm(self, length: int) -> tuple[dict[str, float], str | None]:
         """Sequence errors at ``length`` on ``confirm_samples`` examples of every suite the run is judged on."""
         suites = ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
+        return self._until_first_failure(length, suites, self.config.confirm_samples, "confirm_seq_error")
+
+    def _until_first_failure(self, length: int, suites: list[str], samples: int, key: str) -> tuple[dict[str, float], str | None]:
+        """Sequence error of each suite in turn at ``length``, stopping at the first with an error.
+
+        One failing suite settles a check; the rest would only cost time. Returns the errors
+        (keyed ``{key}_{length}_{suite}``) and the failing suite, or None when every one was clean.
+        """
         errors = {}
         for suite in suites:
-            result = evaluate(self.model, self.task, length, suite, self.config.confirm_samples)
-            errors[f"confirm_seq_error_{length}_{suite}"] = result.sequence_error
+            result = evaluate(self.model, self.task, length, suite, samples)
+            errors[f"{key}_{length}_{suite}"] = result.sequence_error
             if result.sequence_errors:
-                break  # one failing suite settles it; the rest would only cost time
-        return errors
+                return errors, suite
+        return errors, None
 
     # --- state ----------------------------------------------------------------------------
 
