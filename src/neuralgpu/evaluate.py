@@ -6,6 +6,8 @@ are comparable. Long inputs are batched to fit a memory budget.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +19,13 @@ from neuralgpu.tasks import Batch, Task, stable_seed
 EVAL_SEED = 20151125  # the paper's arXiv date: the frozen evaluation sets hang off this seed
 FLOAT_BYTES = 4
 LIVE_STATE_COPIES = 10  # state-sized tensors alive at once in one inference step (measured roughly)
+# On a CPU, a batch whose state outgrows the caches runs slower per example, however much memory
+# there is: the shipped badd model at width 401 (state 154 KB an example) took ~100 ms an example
+# in batches of 4-16, 122 in 32 and 267 in 64 (2 threads, 32 MiB L3; benchmarks/eval_batch.py).
+CPU_STATE_BYTES = 2 * 2**20
+# A check that only asks "is anything wrong?" runs this many examples at a time and stops at the
+# first batch with an error: a model that fails 30% of inputs is caught after 8, not 32 or 128.
+EARLY_EXIT_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -52,9 +61,13 @@ def state_bytes_per_example(model: NeuralGPU, width: int) -> int:
     return config.channels * config.height * width * FLOAT_BYTES * LIVE_STATE_COPIES
 
 
-def inference_batch_size(model: NeuralGPU, width: int, memory_budget: int) -> int:
-    """How many examples of this width one forward pass may hold within ``memory_budget`` bytes."""
-    return max(1, memory_budget // state_bytes_per_example(model, width))
+def inference_batch_size(model: NeuralGPU, width: int, memory_budget: int, device: torch.device | None = None) -> int:
+    """How many examples of this width one forward pass takes: as many as fit ``memory_budget``
+    bytes, and on a CPU no more than keep one state within ``CPU_STATE_BYTES``."""
+    size = max(1, memory_budget // state_bytes_per_example(model, width))
+    if device is not None and device.type == "cpu":
+        size = min(size, max(1, CPU_STATE_BYTES * LIVE_STATE_COPIES // state_bytes_per_example(model, width)))
+    return size
 
 
 def check_fits(model: NeuralGPU, width: int, memory_budget: int) -> None:
@@ -69,36 +82,65 @@ def check_fits(model: NeuralGPU, width: int, memory_budget: int) -> None:
 
 
 @torch.no_grad()
-def predict(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30) -> np.ndarray:
-    """Argmax tokens (B, n) for token rows of one width, in batches that fit ``memory_budget``."""
+def predictions(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30, batch_size: int | None = None) -> Iterator[np.ndarray]:
+    """Argmax tokens for consecutive batches of token rows of one width, one array a batch.
+
+    Batches fit ``memory_budget`` (and the CPU's caches); ``batch_size`` caps them further.
+    """
     check_fits(model, inputs.shape[1], memory_budget)
     device = next(model.parameters()).device
+    step = inference_batch_size(model, inputs.shape[1], memory_budget, device)
+    if batch_size is not None:
+        step = min(step, batch_size)
     was_training = model.training
     model.eval()
-    step = inference_batch_size(model, inputs.shape[1], memory_budget)
-    outputs = []
-    for start in range(0, len(inputs), step):
-        tokens = torch.from_numpy(inputs[start : start + step]).to(device)
-        columns = torch.from_numpy(mask[start : start + step]).to(device)
-        outputs.append(model(tokens, columns).logits.argmax(-1).cpu().numpy())
-    model.train(was_training)
+    try:
+        for start in range(0, len(inputs), step):
+            tokens = torch.from_numpy(inputs[start : start + step]).to(device)
+            columns = torch.from_numpy(mask[start : start + step]).to(device)
+            yield model(tokens, columns).logits.argmax(-1).cpu().numpy()
+    finally:
+        model.train(was_training)
+
+
+def predict(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30) -> np.ndarray:
+    """Argmax tokens (B, n) for token rows of one width, in batches that fit ``memory_budget``."""
+    outputs = list(predictions(model, inputs, mask, memory_budget))
     return np.concatenate(outputs) if outputs else np.zeros_like(inputs)
 
 
-def score(batch: Batch, predictions: np.ndarray) -> tuple[int, int, int]:
+def score(batch: Batch, predicted: np.ndarray) -> tuple[int, int, int]:
     """(sequence errors, digit errors, digits scored): every column in the mask is scored."""
     mask = batch.mask
-    wrong = (predictions != batch.targets) & mask
+    wrong = (predicted != batch.targets) & mask
     return int(wrong.any(axis=1).sum()), int(wrong.sum()), int(mask.sum())
 
 
 def evaluate(
-    model: NeuralGPU, task: Task, length: int, suite: str = "random", samples: int = 128, memory_budget: int = 2**30
+    model: NeuralGPU,
+    task: Task,
+    length: int,
+    suite: str = "random",
+    samples: int = 128,
+    memory_budget: int = 2**30,
+    stop_at_error: bool = False,
 ) -> EvalResult:
+    """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
+    ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
+    result's ``samples`` says how many were scored: always a prefix of the same frozen set)."""
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
     batch = eval_batch(task, length, suite, samples)
-    sequence_errors, digit_errors, digits = score(batch, predict(model, batch.inputs, batch.mask, memory_budget))
-    return EvalResult(task.name, length, suite, samples, sequence_errors, digit_errors, digits)
+    totals, scored = np.zeros(3, dtype=np.int64), 0  # sequence errors, digit errors, digits scored
+    batch_size = EARLY_EXIT_BATCH if stop_at_error else None
+    # closing(): on an early exit the generator ends at once and puts the model back in its mode.
+    with contextlib.closing(predictions(model, batch.inputs, batch.mask, memory_budget, batch_size)) as batches:
+        for predicted in batches:
+            rows = slice(scored, scored + len(predicted))
+            totals += score(Batch(batch.inputs[rows], batch.targets[rows]), predicted)
+            scored += len(predicted)
+            if stop_at_error and totals[0]:
+                break
+    return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals))
 
 
 def evaluate_suites(model: NeuralGPU, task: Task, lengths: list[int], suites: list[str], samples: int) -> list[EvalResult]:

@@ -69,6 +69,9 @@ def fast(task: str) -> TrainConfig:
         hard_share=0.1 if arithmetic else 0.25,
         # A badd model that passed 32 examples of each suite at 10x still failed 6% of 128 random ones.
         confirm_samples=128,
+        # Checks at 10x stop at their first wrong answer, so most cost a second or two; a
+        # confirmation that fails late costs minutes, and then training goes on before the next.
+        long_check_share=0.5,
     )
 
 

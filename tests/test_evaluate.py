@@ -1,0 +1,77 @@
+"""Evaluation: batching never changes an answer, and an early exit keeps the verdict."""
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from neuralgpu.evaluate import CPU_STATE_BYTES, EARLY_EXIT_BATCH, eval_batch, evaluate, inference_batch_size, predict, predictions, score
+from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.tasks import Batch, get_task
+from neuralgpu.train import Trainer
+
+
+def untrained(seed: int = 0) -> NeuralGPU:
+    torch.manual_seed(seed)
+    return NeuralGPU(ModelConfig(channels=8, height=2, copies=1))
+
+
+def test_batches_of_any_size_give_the_same_predictions():
+    model, task = untrained(), get_task("badd")
+    batch = eval_batch(task, 21, "random", 20)
+    whole = predict(model, batch.inputs, batch.mask)
+    for size in (1, 3, 8):
+        parts = list(predictions(model, batch.inputs, batch.mask, batch_size=size))
+        assert [len(part) for part in parts][:-1] == [size] * (len(parts) - 1)
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_cpu_batches_stay_cache_sized_and_other_devices_fill_the_memory_budget():
+    model, width, budget = untrained(), 401, 2**30
+    state_bytes = model.config.channels * model.config.height * width * 4  # one example's state
+    cpu = inference_batch_size(model, width, budget, torch.device("cpu"))
+    assert 1 <= cpu and cpu * state_bytes <= CPU_STATE_BYTES < (cpu + 1) * state_bytes
+    assert inference_batch_size(model, width, budget, torch.device("cuda")) > cpu
+    assert inference_batch_size(model, 10**6, budget, torch.device("cpu")) == 1  # never zero
+
+
+def test_early_exit_scores_a_prefix_up_to_the_first_error_and_keeps_the_verdict(trained_copy):
+    task, length, samples = get_task("copy"), 24, 64
+    batch = eval_batch(task, length, "random", samples)
+    for model, wrong in ((untrained(), True), (trained_copy[1].model, False)):
+        full = evaluate(model, task, length, "random", samples)
+        early = evaluate(model, task, length, "random", samples, stop_at_error=True)
+        assert (early.sequence_errors > 0) == (full.sequence_errors > 0) == wrong
+        if not wrong:
+            assert early == full  # a clean model is scored on every example
+            continue
+        assert early.samples < samples and early.samples % EARLY_EXIT_BATCH == 0
+        # The counts are those of exactly the examples scored, and only the last batch had an error.
+        prefix = Batch(batch.inputs[: early.samples], batch.targets[: early.samples])
+        predicted = predict(model, prefix.inputs, prefix.mask)
+        assert score(prefix, predicted) == (early.sequence_errors, early.digit_errors, early.digits)
+        before = Batch(prefix.inputs[:-EARLY_EXIT_BATCH], prefix.targets[:-EARLY_EXIT_BATCH])
+        assert score(before, predicted[:-EARLY_EXIT_BATCH])[0] == 0
+
+
+def test_an_early_exit_puts_the_model_back_in_training_mode():
+    model, task = untrained(), get_task("copy")
+    model.train()
+    assert evaluate(model, task, 24, "random", 64, stop_at_error=True).sequence_errors > 0
+    assert model.training
+
+
+def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(trained_copy):
+    _, trained = trained_copy
+    config = replace(trained.config, long_check_share=0.25)
+    trainer = Trainer(config, None, progress=False)
+    trainer.model.load_state_dict(trained.model.state_dict())
+    trainer.curriculum.current = config.curriculum.max_length
+    long = trainer.eval_lengths[1]
+    trainer.elapsed, trainer.check_time = 100.0, 30.0  # 30% of the run went to checks: wait
+    record = trainer._measure()
+    assert record["long_check"] == "deferred" and f"eval_seq_error_{long}" not in record
+    trainer.check_time = 20.0  # 20%: check, and count the time it took
+    record = trainer._measure()
+    assert f"eval_seq_error_{long}" in record and "long_check" not in record
+    assert trainer.check_time > 20.0
