@@ -75,3 +75,9 @@ def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(tr
     record = trainer._measure()
     assert f"eval_seq_error_{long}" in record and "long_check" not in record
     assert trainer.check_time > 20.0
+
+
+def test_every_scored_example_reaches_the_progress_callback():
+    model, task, counts = untrained(), get_task("copy"), []
+    result = evaluate(model, task, 24, "random", 20, memory_budget=60_000, on_scored=counts.append)
+    assert len(counts) > 1 and sum(counts) == result.samples == 20

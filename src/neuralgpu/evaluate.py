@@ -7,11 +7,12 @@ are comparable. Long inputs are batched to fit a memory budget.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from neuralgpu.model import NeuralGPU
 from neuralgpu.tasks import Batch, Task, stable_seed
@@ -124,10 +125,12 @@ def evaluate(
     samples: int = 128,
     memory_budget: int = 2**30,
     stop_at_error: bool = False,
+    on_scored: Callable[[int], object] | None = None,
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
-    result's ``samples`` says how many were scored: always a prefix of the same frozen set)."""
+    result's ``samples`` says how many were scored: always a prefix of the same frozen set).
+    ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``)."""
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
     batch = eval_batch(task, length, suite, samples)
     totals, scored = np.zeros(3, dtype=np.int64), 0  # sequence errors, digit errors, digits scored
@@ -138,14 +141,25 @@ def evaluate(
             rows = slice(scored, scored + len(predicted))
             totals += score(Batch(batch.inputs[rows], batch.targets[rows]), predicted)
             scored += len(predicted)
+            if on_scored is not None:
+                on_scored(len(predicted))
             if stop_at_error and totals[0]:
                 break
     return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals))
 
 
-def evaluate_suites(model: NeuralGPU, task: Task, lengths: list[int], suites: list[str], samples: int) -> list[EvalResult]:
-    """One result per (length, suite), lengths outermost."""
-    return [evaluate(model, task, length, suite, samples) for length in lengths for suite in suites]
+def evaluate_suites(
+    model: NeuralGPU, task: Task, lengths: list[int], suites: list[str], samples: int, progress: bool = False
+) -> list[EvalResult]:
+    """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal."""
+    total = len(lengths) * len(suites) * samples
+    with tqdm(total=total, unit="example", disable=None if progress else True, dynamic_ncols=True, leave=False) as bar:
+        results = []
+        for length in lengths:
+            for suite in suites:
+                bar.set_description(f"length {length} {suite}")
+                results.append(evaluate(model, task, length, suite, samples, on_scored=bar.update))
+        return results
 
 
 def format_table(results: list[EvalResult]) -> str:

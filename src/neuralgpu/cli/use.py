@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task.check_suite(suite)
     for length in args.lengths:
         task.check_length(length)
-    results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples)
+    results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples, progress=True)
     if args.record:
         from neuralgpu.models import record_verification
         from neuralgpu.solver import resolve_model
