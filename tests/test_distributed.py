@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from neuralgpu.distributed import Distributed
-from neuralgpu.sweep import parse_seeds
+from neuralgpu.sweep import examples_seen, parse_seeds
 
 
 def test_torchrun_two_ranks_stay_in_step_and_write_one_run_directory(tmp_path):
@@ -81,6 +81,7 @@ def test_sweep_two_tiny_seeds_then_report(tmp_path):
     for row in summary["rows"]:
         card = json.loads((out / f"seed-{row['seed']}" / "model.json").read_text())
         assert row["steps"] == card["steps"] and row["solved"] == card["solved"] and card["seed"] == row["seed"]
+        assert row["examples"] == card["steps"] * card["train_config"]["batch_size"]  # one batch a step, one rank
         assert row["random_error"]["12"] == next(e["sequence_error"] for e in card["evaluation"] if e["length"] == 12)
     assert (out / "summary.txt").read_text().strip() == result.stdout.strip()
 
@@ -101,3 +102,10 @@ def test_report_names_unfinished_runs_and_still_reports_the_rest(tmp_path, train
     assert result.returncode == 1
     assert "has not finished" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "solved 1/1" in result.stdout or "solved 0/1" in result.stdout
+
+
+def test_examples_seen_count_every_bin_and_rank():
+    card = {"steps": 100, "world_size": 2, "train_config": {"batch_size": 32, "curriculum": {"mode": "bins", "bins": [8, 12, 41]}}}
+    assert examples_seen(card) == 100 * 32 * 3 * 2
+    card["train_config"]["curriculum"]["mode"] = "curriculum"
+    assert examples_seen(card) == 100 * 32 * 2

@@ -114,6 +114,7 @@ class RunRow:
     seed: int
     solved: bool
     steps: int
+    examples: int  # training examples seen: steps x batch x length bins x ranks
     wall_clock_s: float
     random_error: dict[int, float] = field(default_factory=dict)
     structured_error: dict[int, float] = field(default_factory=dict)
@@ -128,8 +129,18 @@ def read_run(run_dir: Path, extra_evaluations: list[dict[str, Any]] | None = Non
     random, structured = generalisation(card.get("evaluation", []) + list(extra_evaluations or []))
     return RunRow(
         run=run_dir.name, task=card["task"], recipe=card["recipe"], seed=int(card["seed"]), solved=bool(card["solved"]),
-        steps=int(card["steps"]), wall_clock_s=float(card["wall_clock_s"]), random_error=random, structured_error=structured,
+        steps=int(card["steps"]), examples=examples_seen(card), wall_clock_s=float(card["wall_clock_s"]),
+        random_error=random, structured_error=structured,
     )
+
+
+def examples_seen(card: dict[str, Any]) -> int:
+    """Training examples behind a card's steps. Steps alone mislead across recipes: a DNGPU-style
+    step trains one batch at each of 9 length bins, nine times what a curriculum step sees."""
+    config = card["train_config"]
+    curriculum = config["curriculum"]
+    batches = len(curriculum["bins"]) if curriculum["mode"] == "bins" else 1
+    return int(card["steps"]) * int(config["batch_size"]) * batches * int(card.get("world_size", 1))
 
 
 def evaluate_run(run_dir: Path, lengths: list[int], samples: int) -> list[dict[str, Any]]:
@@ -170,12 +181,14 @@ class Summary:
     def headline(self) -> dict[str, Any]:
         solved = self.solved
         steps = [row.steps for row in solved]
+        examples = [row.examples for row in solved]
         times = [row.wall_clock_s for row in solved]
         return {
             "runs": len(self.rows),
             "solved": len(solved),
             "median_steps": statistics.median(steps) if steps else None,
             "worst_steps": max(steps) if steps else None,
+            "median_examples": statistics.median(examples) if examples else None,
             "median_wall_clock_s": statistics.median(times) if times else None,
             "worst_wall_clock_s": max(times) if times else None,
         }
@@ -185,11 +198,11 @@ class Summary:
 
     def table(self) -> str:
         lengths = sorted({length for row in self.rows for length in (*row.random_error, *row.structured_error)})
-        header = f"{'run':<14} {'seed':>4} {'solved':>6} {'steps':>7} {'wall s':>8}"
+        header = f"{'run':<14} {'seed':>4} {'solved':>6} {'steps':>7} {'examples':>9} {'wall s':>8}"
         header += "".join(f" {f'rand@{n}':>10} {f'struct@{n}':>11}" for n in lengths)
         lines = [header, "-" * len(header)]
         for row in sorted(self.rows, key=lambda row: (row.task, row.recipe, row.seed)):
-            line = f"{row.run:<14} {row.seed:>4} {'yes' if row.solved else 'no':>6} {row.steps:>7} {row.wall_clock_s:>8.0f}"
+            line = f"{row.run:<14} {row.seed:>4} {'yes' if row.solved else 'no':>6} {row.steps:>7} {row.examples:>9} {row.wall_clock_s:>8.0f}"
             for n in lengths:
                 line += f" {_percent(row.random_error.get(n)):>10} {_percent(row.structured_error.get(n)):>11}"
             lines.append(line)
@@ -197,7 +210,8 @@ class Summary:
         lines.append(f"solved {head['solved']}/{head['runs']}")
         if head["solved"]:
             lines[-1] += (
-                f"; steps to solve: median {head['median_steps']:.0f}, worst {head['worst_steps']}; "
+                f"; steps to solve: median {head['median_steps']:.0f}, worst {head['worst_steps']} "
+                f"(median {head['median_examples']:,.0f} examples); "
                 f"wall-clock: median {head['median_wall_clock_s']:.0f} s, worst {head['worst_wall_clock_s']:.0f} s"
             )
         return "\n".join(lines)
