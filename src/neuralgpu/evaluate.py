@@ -57,9 +57,15 @@ def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
     return task.sample(samples, length, rng, suite)
 
 
-def state_bytes_per_example(model: NeuralGPU, width: int) -> int:
+def one_state_bytes(model: NeuralGPU, width: int) -> int:
+    """One example's state: a single (m, h, width) float tensor."""
     config = model.config
-    return config.channels * config.height * width * FLOAT_BYTES * LIVE_STATE_COPIES
+    return config.channels * config.height * width * FLOAT_BYTES
+
+
+def state_bytes_per_example(model: NeuralGPU, width: int) -> int:
+    """What one example holds during an inference step: all its state-sized tensors alive at once."""
+    return one_state_bytes(model, width) * LIVE_STATE_COPIES
 
 
 def inference_batch_size(model: NeuralGPU, width: int, memory_budget: int, device: torch.device | None = None) -> int:
@@ -67,7 +73,7 @@ def inference_batch_size(model: NeuralGPU, width: int, memory_budget: int, devic
     bytes, and on a CPU no more than keep one state within ``CPU_STATE_BYTES``."""
     size = max(1, memory_budget // state_bytes_per_example(model, width))
     if device is not None and device.type == "cpu":
-        size = min(size, max(1, CPU_STATE_BYTES * LIVE_STATE_COPIES // state_bytes_per_example(model, width)))
+        size = min(size, max(1, CPU_STATE_BYTES // one_state_bytes(model, width)))
     return size
 
 
