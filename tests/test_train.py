@@ -95,6 +95,23 @@ def test_relaxation_pulls_copies_together_then_ties():
     assert all(parameter.grad is not None for parameter in trainer.model.parameters())
 
 
+def test_learning_rate_decays_when_the_loss_stalls_and_stops_at_its_floor():
+    trainer = small_trainer(lr=1e-3, lr_decay=0.5, lr_min=3e-4)
+    rates = []
+    for _ in range(4):
+        trainer.window_loss, trainer.window_steps = 1.0, 1  # a window no better than the last
+        trainer.previous_window_loss = 1.0
+        trainer.decide()
+        rates.append(trainer.lr)
+    assert rates == pytest.approx([5e-4, 3e-4, 3e-4, 3e-4])
+    assert all(group["lr"] == pytest.approx(3e-4) for group in trainer.optimizer.param_groups)
+    trainer.window_loss, trainer.window_steps, trainer.previous_window_loss = 0.5, 1, 1.0
+    trainer.decide()  # an improving window leaves the rate alone
+    assert trainer.lr == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="lr_min"):
+        build_config("badd", "paper", lr=1e-3, lr_min=2e-3)
+
+
 def test_non_finite_gradient_rolls_back_with_a_lower_learning_rate(tmp_path):
     trainer = small_trainer(tmp_path, max_steps=6)
     trainer.train_step()

@@ -57,6 +57,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     grad_noise: float = 1e-3  # noise std = grad_noise * sqrt(step^-0.55 * training sequence error)
     lr_decay: float = 0.98  # applied when the loss stops improving between curriculum decisions
+    lr_min: float = 0.0  # the decay stops here (a rollback after a blow-up may still go below)
     pull_start: float = 5e-4  # relaxation pull; grows x pull_growth at each curriculum success
     pull_growth: float = 1.2
     pull_tie: float = 0.1  # average the copies into one once the pull reaches this
@@ -82,6 +83,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_steps < 0 or self.lr <= 0:
             raise ValueError("batch_size >= 1, max_steps >= 0 and lr > 0 are required")
+        if not 0.0 <= self.lr_min <= self.lr:
+            raise ValueError(f"lr_min must be in [0, lr], got {self.lr_min} with lr {self.lr}")
         if self.optimizer not in ("adam", "adamax"):
             raise ValueError(f"optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
         if not 0.0 <= self.hard_share <= 1.0:
@@ -337,7 +340,7 @@ class Trainer:
                 events["tied"] = True
         window = self.window_loss / max(self.window_steps, 1)
         if window >= self.previous_window_loss:
-            self.set_lr(self.lr * self.config.lr_decay)
+            self.set_lr(max(self.lr * self.config.lr_decay, min(self.lr, self.config.lr_min)))
         self.previous_window_loss = window
         self.window_loss, self.window_steps = 0.0, 0
         return events
