@@ -1,11 +1,14 @@
 """Evaluation: batching never changes an answer, and an early exit keeps the verdict."""
 
+import platform
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from neuralgpu.evaluate import CPU_STATE_BYTES, EARLY_EXIT_BATCH, eval_batch, evaluate, inference_batch_size, predict, predictions, score
+from neuralgpu.memory import release_large_blocks, reuse_freed_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.tasks import Batch, get_task
 from neuralgpu.train import Trainer
@@ -81,3 +84,18 @@ def test_every_scored_example_reaches_the_progress_callback():
     model, task, counts = untrained(), get_task("copy"), []
     result = evaluate(model, task, 24, "random", 20, memory_budget=60_000, on_scored=counts.append)
     assert len(counts) > 1 and sum(counts) == result.samples == 20
+
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings apply to glibc only")
+def test_glibc_accepts_both_malloc_settings_and_answers_do_not_change():
+    # mallopt returns 0 for a value it rejects (an mmap threshold above its ceiling, for one),
+    # which would leave glibc's defaults in place without a word: both settings must be taken.
+    model, task = untrained(), get_task("copy")
+    batch = eval_batch(task, 60, "random", 8)
+    before = predict(model, batch.inputs, batch.mask)
+    try:
+        assert reuse_freed_blocks()
+        np.testing.assert_array_equal(predict(model, batch.inputs, batch.mask), before)
+    finally:
+        assert release_large_blocks()  # as a checkpointing trainer would set it

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from neuralgpu.cli.arguments import EXIT_BAD_INPUT, MAX_SHOWN_SYMBOLS, CommandError, resolve_device_name
+from neuralgpu.memory import reuse_freed_blocks
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -45,6 +46,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from neuralgpu.models import format_models, shipped_models
     from neuralgpu.solver import load
 
+    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     models = shipped_models()
     if not models:
         raise CommandError("no shipped models are installed; train one with `neuralgpu train --task copy`")
@@ -75,6 +77,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
+    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model, device=resolve_device_name(args.device))
     task = solver.task
     suites: list[str] = []
@@ -102,6 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from neuralgpu.solver import load
 
+    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model, device=resolve_device_name(args.device))
     texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
     if not texts:
@@ -123,6 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from neuralgpu.show import mental_image, render
     from neuralgpu.solver import load
 
+    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model)
     image = mental_image(solver, args.expr)
     render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
