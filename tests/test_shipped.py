@@ -11,7 +11,7 @@ from safetensors import safe_open
 from neuralgpu.cli import main
 from neuralgpu.evaluate import evaluate
 from neuralgpu.checkpoint import load_release
-from neuralgpu.models import ShippedModel, shipped_models
+from neuralgpu.models import ShippedModel, format_models, shipped_models
 from neuralgpu.solver import PRETRAINED_DIR, load, pretrained_names
 from neuralgpu.tasks import get_task, structured_suites
 
@@ -95,6 +95,9 @@ def test_reach_counts_only_lengths_where_every_suite_was_clean():
                                        result(2000, "ascending", 1)]}],
     }
     assert ShippedModel("x", card).error_free_up_to() == (200, 64, True)
+    assert ShippedModel("x", card).failing_lengths() == [2000]
+    assert "length 200 (10x; 64 random + structured suites); errors at 2000" in format_models([ShippedModel("x", {
+        **card, "task": "copy", "recipe": "fast", "seed": 0, "steps": 800, "wall_clock_s": 202.0})])
 
 
 def test_load_by_name_from_the_package_root():

@@ -51,6 +51,10 @@ class ShippedModel:
         random_samples = max((r["samples"] for r in records if r["suite"] == "random"), default=0)
         return longest, random_samples, any(r["suite"] != "random" for r in records)
 
+    def failing_lengths(self) -> list[int]:
+        """Every length at which some evaluation on the card had a wrong sequence, shortest first."""
+        return sorted({int(record["length"]) for record in self.evaluations if record["sequence_errors"]})
+
     @property
     def train_length(self) -> int:
         return int(self.card["train_lengths"][1])
@@ -67,6 +71,9 @@ def format_models(models: list[ShippedModel]) -> str:
         longest, samples, structured = model.error_free_up_to()
         factor = longest / model.train_length if model.train_length else 0
         reach = f"length {longest} ({factor:.0f}x; {samples} random" + (" + structured suites)" if structured else ")")
+        beyond = [str(length) for length in model.failing_lengths() if length > longest]
+        if beyond:  # a clean reach says nothing of longer inputs that were seen to fail
+            reach += f"; errors at {', '.join(beyond)}"
         card = model.card
         lines.append(
             f"{model.name:<10} {card['task']:<10} {card['recipe']:<7} {card['seed']:>4} {card['steps']:>6} "
