@@ -340,6 +340,7 @@ class Trainer:
                 events["tied"] = True
         window = self.window_loss / max(self.window_steps, 1)
         if window >= self.previous_window_loss:
+            # Decay down to the floor; a rate a rollback already halved below the floor stays put.
             self.set_lr(max(self.lr * self.config.lr_decay, min(self.lr, self.config.lr_min)))
         self.previous_window_loss = window
         self.window_loss, self.window_steps = 0.0, 0
