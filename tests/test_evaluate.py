@@ -86,7 +86,6 @@ def test_every_scored_example_reaches_the_progress_callback():
     assert len(counts) > 1 and sum(counts) == result.samples == 20
 
 
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings apply to glibc only")
 def test_glibc_accepts_both_malloc_settings_and_answers_do_not_change():
     # mallopt returns 0 for a value it rejects (an mmap threshold above its ceiling, for one),

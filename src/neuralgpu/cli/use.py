@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
 from neuralgpu.cli.arguments import EXIT_BAD_INPUT, MAX_SHOWN_SYMBOLS, CommandError, resolve_device_name
 from neuralgpu.memory import reuse_freed_blocks
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def only_infers(command: Command) -> Command:
+    """A command whose process only runs models: keep freed state memory for the next step
+    (see ``neuralgpu.memory``; long CPU evaluation otherwise faults its pages in every step)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        reuse_freed_blocks()
+        return command(args)
+
+    return run
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -42,11 +58,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+@only_infers
 def cmd_demo(args: argparse.Namespace) -> int:
     from neuralgpu.models import format_models, shipped_models
     from neuralgpu.solver import load
 
-    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     models = shipped_models()
     if not models:
         raise CommandError("no shipped models are installed; train one with `neuralgpu train --task copy`")
@@ -72,12 +88,12 @@ def _shorten(text: str, keep: int = 24) -> str:
     return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}...{text[-keep:]} ({len(text)} symbols)"
 
 
+@only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
     from neuralgpu.evaluate import evaluate_suites, format_table
     from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
-    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model, device=resolve_device_name(args.device))
     task = solver.task
     suites: list[str] = []
@@ -102,10 +118,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@only_infers
 def cmd_solve(args: argparse.Namespace) -> int:
     from neuralgpu.solver import load
 
-    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model, device=resolve_device_name(args.device))
     texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
     if not texts:
@@ -123,11 +139,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+@only_infers
 def cmd_show(args: argparse.Namespace) -> int:
     from neuralgpu.show import mental_image, render
     from neuralgpu.solver import load
 
-    reuse_freed_blocks()  # these processes only infer: see neuralgpu.memory
     solver = load(args.model)
     image = mental_image(solver, args.expr)
     render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
