@@ -63,6 +63,40 @@ def test_fast_1d_is_fast_without_diagonal_gates():
     assert replace(plain, recipe="fast", model=replace(plain.model, diagonal_gates=True)) == fast
 
 
+@pytest.mark.parametrize("reach_factor", [8, 100])
+def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, reach_factor):
+    _, trainer = trained_copy
+    config = replace(trainer.config, final_suites="all", reach_factor=reach_factor, reach_samples=8)
+    checker = Trainer(config, None, progress=False)
+    checker.model.load_state_dict(trainer.model.state_dict())
+    checker.curriculum.current = config.curriculum.max_length
+    record = checker._measure()
+    long, reach = checker.eval_lengths[1], checker.reach_length
+    assert reach == reach_factor * config.curriculum.max_length
+    # The oracle: every suite scored in full, at 10x and at the reach length.
+    suites = ["random", *structured_suites(checker.task)]
+    clean = all(
+        evaluate(checker.model, checker.task, length, suite, samples).sequence_errors == 0
+        for length, samples in ((long, config.long_eval_samples), (reach, config.reach_samples))
+        for suite in suites
+    )
+    assert record["solved"] is clean
+    # The cheapest verdicts come first: random at 10x, random at the reach length, then the rest.
+    keys = [key for key in record if "seq_error" in key and key != f"eval_seq_error_{config.curriculum.max_length}"]
+    assert keys[:2] == [f"eval_seq_error_{long}", f"reach_seq_error_{reach}_random"]
+    errors = [record[key] for key in keys]
+    assert not any(errors) if clean else errors[-1] > 0 and not any(errors[:-1])
+    # The card records the reach length as well.
+    lengths = {result.length: result.samples for result in checker.final_evaluation()}
+    assert lengths[reach] == config.reach_samples and set(lengths) == {config.curriculum.max_length, long, reach}
+
+
+def test_a_reach_must_lie_beyond_the_generalization_check():
+    with pytest.raises(ValueError, match="reach_factor"):
+        build_config("copy", "tiny", reach_factor=4)  # tiny checks at 4x already
+    assert build_config("rev2").reach_factor == 100 and build_config("badd").reach_factor == 0
+
+
 def small_trainer(tmp_path=None, **overrides):
     config = build_config("badd", "paper", **{"max_steps": 4, "device": "cpu", **overrides})
     config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random",
@@ -191,6 +225,6 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
         assert list(errors.values())[-1] > 0 and not any(list(errors.values())[:-1])
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
-    errors, failed = untrained._confirm(long)
+    errors, failed = untrained._until_first_failure(long, untrained._judged_suites(), 256, "confirm_seq_error")
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
     assert failed == "random"
