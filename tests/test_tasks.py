@@ -136,3 +136,10 @@ def test_unequal_operands_are_zero_padded_and_least_significant_digit_comes_firs
 def test_unknown_task_names_the_choices():
     with pytest.raises(ValueError, match="choose from badd"):
         get_task("division")
+
+
+@given(name=st.sampled_from(sorted(REQUIRED)), length=st.integers(5, 60), factor=st.integers(1, 200))
+def test_length_factor_undoes_scaled_length(name, length, factor):
+    task = get_task(name)
+    trained = task.width(length)  # a length the task trains at (odd for arithmetic)
+    assert task.length_factor(task.scaled_length(trained, factor), trained) == factor

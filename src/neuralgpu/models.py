@@ -19,6 +19,7 @@ import torch
 from neuralgpu.checkpoint import load_release, read_card, save_release
 from neuralgpu.evaluate import EvalResult
 from neuralgpu.solver import PRETRAINED_DIR, pretrained_names
+from neuralgpu.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def format_models(models: list[ShippedModel]) -> str:
     lines = [header, "-" * (len(header) + 24)]
     for model in models:
         longest, samples, structured = model.error_free_up_to()
-        factor = longest / model.train_length if model.train_length else 0
+        factor = get_task(model.card["task"]).length_factor(longest, model.train_length)
         reach = f"length {longest} ({factor:.0f}x; {samples} random" + (" + structured suites)" if structured else ")")
         beyond = [str(length) for length in model.failing_lengths() if length > longest]
         if beyond:  # a clean reach says nothing of longer inputs that were seen to fail

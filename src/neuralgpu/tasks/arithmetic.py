@@ -152,6 +152,9 @@ class ArithmeticTask(Task):
     def scaled_length(self, length: int, factor: int) -> int:
         return 2 * ((length - 1) // 2) * factor + 1  # operands factor times as long: 41 -> 401
 
+    def length_factor(self, length: int, trained: int) -> float:
+        return ((length - 1) // 2) / ((trained - 1) // 2)  # by operand digits: 4001 is 100x 41
+
     def compute(self, a: int, b: int) -> int:
         return a + b if self.operator == "+" else a * b
 

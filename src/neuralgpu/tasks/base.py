@@ -116,6 +116,10 @@ class Task:
         """The length of an example ``factor`` times as large (sequence length, operand digits)."""
         return length * factor
 
+    def length_factor(self, length: int, trained: int) -> float:
+        """How many times as large an example of ``length`` is as one of ``trained``: the inverse of ``scaled_length``."""
+        return length / trained
+
     def check_length(self, length: int) -> None:
         if length < self.min_length:
             raise ValueError(f"task {self.name!r} needs length >= {self.min_length}, got {length}")
