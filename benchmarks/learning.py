@@ -4,7 +4,8 @@ Trains N seeds of every recipe named (with `neuralgpu sweep`, so an interrupted 
 and prints one table per recipe: seeds solved / N, median and worst steps and wall-clock to solve,
 and the sequence error of every run at the lengths asked for, on random inputs and on the worst
 structured suite. "Solved" is the trainer's verdict: zero errors on the frozen sets at the maximum
-training length and at 10x it.
+training length, at 10x it, and at the recipe's reach length (fast: 100x for sequence tasks, 50x
+for arithmetic).
 
     python benchmarks/learning.py --task badd --recipes fast,paper --seeds 0-9 --time-budget 900 \\
         --lengths 401 --out bench-runs/badd

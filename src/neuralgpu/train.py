@@ -1,8 +1,8 @@
 """Training: one loop for every recipe, on CPU or GPU, resumable, with a run directory.
 
 ``Trainer(config, run_dir).run()`` trains until the task is solved (zero errors on the frozen
-evaluation sets at the maximum training length and at ``generalization_factor`` times it), the
-step limit, or the time budget. Each training step draws its lengths from the curriculum, adds
+evaluation sets at the maximum training length, at ``generalization_factor`` times it, and at
+``reach_factor`` times it when that is set), the step limit, or the time budget. Each training step draws its lengths from the curriculum, adds
 the relaxation's pull term, clips the gradient, adds annealed gradient noise to it (for real: the
 noise is in ``p.grad`` when the optimizer steps), and updates. A non-finite loss or gradient never
 reaches the weights: the step is dropped and the run rolls back to its last good snapshot with a
