@@ -2,11 +2,11 @@
 
 ``Trainer(config, run_dir).run()`` trains until the task is solved (zero errors on the frozen
 evaluation sets at the maximum training length, at ``generalization_factor`` times it, and at
-``reach_factor`` times it when that is set), the step limit, or the time budget. Each training step draws its lengths from the curriculum, adds
-the relaxation's pull term, clips the gradient, adds annealed gradient noise to it (for real: the
-noise is in ``p.grad`` when the optimizer steps), and updates. A non-finite loss or gradient never
-reaches the weights: the step is dropped and the run rolls back to its last good snapshot with a
-lower learning rate.
+``reach_factor`` times it when that is set), the step limit, or the time budget. Each training
+step draws its lengths from the curriculum, adds the relaxation's pull term, clips the gradient,
+adds annealed gradient noise to it (for real: the noise is in ``p.grad`` when the optimizer
+steps), and updates. A non-finite loss or gradient never reaches the weights: the step is
+dropped and the run rolls back to its last good snapshot with a lower learning rate.
 """
 
 from __future__ import annotations
@@ -410,8 +410,11 @@ class Trainer:
         # time cost three times the training between two checks.
         structured = sorted(structured_suites(self.task), key=lambda suite: suite != self.failing_suite) if self.config.final_suites == "all" else []
         reach, reach_samples = self.reach_length, self.config.reach_samples
-        parts = [(reach, ["random"], reach_samples, "reach_seq_error"), (long, structured, self.config.long_eval_samples, "eval_seq_error")]
-        parts.append((reach, structured, reach_samples, "reach_seq_error"))
+        parts = [
+            (reach, ["random"], reach_samples, "reach_seq_error"),
+            (long, structured, self.config.long_eval_samples, "eval_seq_error"),
+            (reach, structured, reach_samples, "reach_seq_error"),
+        ]
         if self.config.confirm_samples > self.config.long_eval_samples:
             parts.append((long, self._judged_suites(), self.config.confirm_samples, "confirm_seq_error"))
         for length, suites, samples, key in parts:
