@@ -35,15 +35,20 @@ def test_shipped_file_is_plain_safetensors_with_a_complete_card(name):
     assert path.stat().st_size < 2_000_000
 
 
+def assert_error_free(name: str, factor: int, random_samples: int, suite_samples: int) -> None:
+    """Zero wrong sequences at ``factor`` times the training length, on random inputs and every structured suite."""
+    solver = load(name)
+    length = solver.task.scaled_length(solver.card["train_lengths"][1], factor)
+    results = [evaluate(solver.model, solver.task, length, "random", random_samples)]
+    results += [evaluate(solver.model, solver.task, length, suite, suite_samples) for suite in structured_suites(solver.task)]
+    failures = {result.suite: result.sequence_errors for result in results if result.sequence_errors}
+    assert not failures, f"{name} at length {length}: sequence errors per suite {failures}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_is_error_free_at_ten_times_its_training_length(name):
-    solver = load(name)
-    length = solver.task.scaled_length(solver.card["train_lengths"][1], 10)
-    results = [evaluate(solver.model, solver.task, length, "random", 64)]
-    results += [evaluate(solver.model, solver.task, length, suite, 16) for suite in structured_suites(solver.task)]
-    failures = {result.suite: result.sequence_errors for result in results if result.sequence_errors}
-    assert not failures, f"{name} at length {length}: sequence errors per suite {failures}"
+    assert_error_free(name, 10, random_samples=64, suite_samples=16)
 
 
 def claims_hundredfold(model: ShippedModel) -> bool:
@@ -62,12 +67,7 @@ def test_the_models_that_reached_100x_still_claim_it():
 def test_a_model_whose_card_claims_100x_is_error_free_there_on_what_ci_can_afford(name):
     """Two random inputs and one of each structured suite at 100x: a sequence of 2,000 symbols
     takes ~3 s on two CPU threads, one of 4,001 ~12 s. The cards hold the larger checks."""
-    solver = load(name)
-    length = solver.task.scaled_length(solver.card["train_lengths"][1], 100)
-    results = [evaluate(solver.model, solver.task, length, "random", 2)]
-    results += [evaluate(solver.model, solver.task, length, suite, 1) for suite in structured_suites(solver.task)]
-    failures = {result.suite: result.sequence_errors for result in results if result.sequence_errors}
-    assert not failures, f"{name} at length {length}: sequence errors per suite {failures}"
+    assert_error_free(name, 100, random_samples=2, suite_samples=1)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

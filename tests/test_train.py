@@ -225,6 +225,6 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
         assert list(errors.values())[-1] > 0 and not any(list(errors.values())[:-1])
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
-    errors, failed = untrained._until_first_failure(long, untrained._judged_suites(), 256, "confirm_seq_error")
+    errors, failed = untrained._until_first_failure(long, untrained._judged_suites(), confirming.confirm_samples, "confirm_seq_error")
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
     assert failed == "random"

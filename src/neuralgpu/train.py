@@ -408,7 +408,7 @@ class Trainer:
         # model that only passes those is not done. One failing suite settles the check, so the
         # suite that failed last time goes first: on badd, running all seven suites at 401 every
         # time cost three times the training between two checks.
-        structured = sorted(structured_suites(self.task), key=lambda suite: suite != self.failing_suite) if self.config.final_suites == "all" else []
+        structured = sorted(self._judged_suites()[1:], key=lambda suite: suite != self.failing_suite)
         reach, reach_samples = self.reach_length, self.config.reach_samples
         parts = [
             (reach, ["random"], reach_samples, "reach_seq_error"),
