@@ -55,6 +55,8 @@ def test_eval_prints_a_table_and_json(trained_copy, capsys):
         (["train", "--task", "badd", "--max-steps", "0"], "expected a number >= 1"),
         (["train", "--task", "division"], "invalid choice"),
         (["train", "--task", "badd", "--time-budget", "soon"], "expected a number of seconds"),
+        (["train", "--task", "copy", "--recipe", "paper", "--reach-samples", "32"], "has no reach check"),
+        (["train", "--task", "copy", "--reach-samples", "0"], "expected a number >= 1"),
         (["eval", "x", "--lengths", "4,-1"], "expected a number >= 1"),
     ],
 )
@@ -77,3 +79,36 @@ def test_absurd_lengths_say_what_fits(trained_copy):
     assert result.returncode == 2 and "widest that fits" in result.stderr and "Traceback" not in result.stderr
     result = run("tasks", "--show", "copy", "--length", "100000000", "--count", "1000")
     assert result.returncode == 2 and "show at most" in result.stderr
+
+
+def test_reach_samples_reaches_the_trainer(monkeypatch, tmp_path, capsys):
+    import neuralgpu.train
+
+    seen = {}
+
+    class Recorder:  # stands in for the trainer: only the config the command builds is under test
+        def __init__(self, config, run_dir, resume, distributed):
+            seen["config"] = config
+
+        def run(self):
+            return neuralgpu.train.TrainResult(False, 0, 0.0, [], None)
+
+    monkeypatch.setattr(neuralgpu.train, "Trainer", Recorder)
+    assert main(["train", "--task", "copy", "--recipe", "fast", "--reach-samples", "32", "--run-dir", str(tmp_path / "run")]) == 0
+    assert seen["config"].reach_samples == 32 and seen["config"].reach_factor == 100
+    assert "not solved after 0 steps" in capsys.readouterr().out
+
+
+def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
+    import neuralgpu.sweep
+
+    seen = {}
+
+    def record(task, recipe, seeds, out, parallel, train_args, gpus):
+        seen["train_args"] = train_args
+        return 0  # no run failed; none were started either, so the report is empty
+
+    monkeypatch.setattr(neuralgpu.sweep, "run_sweep", record)
+    main(["sweep", "--task", "copy", "--seeds", "0-1", "--reach-samples", "24", "--device", "cpu", "--out", str(tmp_path)])
+    args = seen["train_args"]
+    assert args[args.index("--reach-samples") + 1] == "24"

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
     train.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time")
     train.add_argument(
+        "--reach-samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="examples of every suite the reach check (fast, fast-1d: 100x for sequence tasks, 50x for arithmetic) "
+        "must answer without error before the run counts as solved (default: the recipe's, 8); more catches rarer errors",
+    )
+    train.add_argument(
         "--stages",
         type=task_list,
         default=None,
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
     sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
+    sweep.add_argument("--reach-samples", type=positive_int, default=None, metavar="N", help="per-run reach check size (see train --reach-samples)")
     sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)

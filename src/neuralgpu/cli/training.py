@@ -25,7 +25,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         time_budget=args.time_budget,
         device=args.device,
         stages=args.stages,
+        reach_samples=args.reach_samples,
     )
+    if args.reach_samples and not config.reach_factor:
+        raise CommandError(f"recipe {config.recipe!r} has no reach check: --reach-samples needs one (fast, fast-1d)")
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
     completed = False
@@ -58,6 +61,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--max-steps", str(args.max_steps)]
     if args.time_budget:
         train_args += ["--time-budget", str(args.time_budget)]
+    if args.reach_samples:
+        train_args += ["--reach-samples", str(args.reach_samples)]
     if args.stages:
         train_args += ["--stages", ",".join(args.stages)]
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
