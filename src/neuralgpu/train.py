@@ -35,7 +35,7 @@ from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suite
 
 
 # The trainer's scalar state that a resume snapshot carries.
-SCALAR_STATE = ("step", "pull", "lr", "elapsed", "check_time", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
+SCALAR_STATE = ("step", "pull", "lr", "elapsed", "train_work", "check_work", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,10 @@ class TrainConfig:
     # When the quick check at 10x is clean, confirm on this many examples per suite before
     # calling the run solved (0: the quick check decides). 32 clean examples can hide a 6% error rate.
     confirm_samples: int = 0
-    # At most this share of the run's time goes to checks at 10x (and confirmations): a check that
-    # falls due beyond it waits for a later evaluation. 1.0: every evaluation checks.
+    # At most this share of the run's computation goes to checks at 10x (with the reach check and
+    # the confirmation): a check that falls due beyond it waits for a later evaluation. Counted in
+    # column-steps (see run_work), not seconds, so a run stops at the same step on any machine.
+    # 1.0: every evaluation checks.
     long_check_share: float = 1.0
     final_suites: Literal["random", "all"] = "all"  # what the release card records
     snapshot_every: int = 200
@@ -125,6 +127,17 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+# A training example costs its forward pass and a backward pass of about twice that.
+TRAINING_COST = 3
+
+
+def run_work(examples: int, width: int) -> float:
+    """Column-steps to run ``examples`` inputs of ``width`` columns: the model takes ``width`` steps,
+    each over every column. The unit of long_check_share: training and checks in one currency
+    that does not depend on how fast the machine is."""
+    return float(examples) * width * width
 
 
 def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generator, hard_share: float) -> Batch:
@@ -205,7 +218,8 @@ class Trainer:
         self.pull = config.pull_start
         self.lr = config.lr
         self.elapsed = 0.0
-        self.check_time = 0.0  # of elapsed, the seconds spent checking at 10x
+        self.train_work = 0.0  # column-steps of training (run_work), for long_check_share
+        self.check_work = 0.0  # column-steps of the checks at 10x and beyond
         self.train_error = 1.0  # running training sequence error, drives the gradient noise
         self.previous_window_loss = math.inf
         self.window_loss, self.window_steps = 0.0, 0
@@ -301,6 +315,7 @@ class Trainer:
             last = index == len(lengths) - 1
             batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
+            self.train_work += TRAINING_COST * run_work(*inputs.shape)
             # Under DDP, gradients are averaged once, in the last backward of the step.
             syncing = contextlib.nullcontext() if last or not self.dist.enabled else self.network.no_sync()
             with syncing:
@@ -384,12 +399,10 @@ class Trainer:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
                 record["tie"] = True
                 return record
-            if self.check_time > self.config.long_check_share * self.elapsed:
+            if self.check_work > self.config.long_check_share * (self.train_work + self.check_work):
                 record["long_check"] = "deferred"
                 return record
-            started = time.perf_counter()
             record.update(self._check_long(long))
-            self.check_time += time.perf_counter() - started
         return record
 
     def _check_long(self, long: int) -> dict[str, Any]:
@@ -399,6 +412,7 @@ class Trainer:
         check stops at its first error."""
         record: dict[str, Any] = {}
         long_result = evaluate(self.model, self.task, long, "random", self.config.long_eval_samples, stop_at_error=True)
+        self.check_work += run_work(long_result.samples, long)
         record[f"eval_seq_error_{long}"] = long_result.sequence_error
         record[f"eval_digit_error_{long}"] = long_result.digit_error
         record["solved"] = long_result.sequence_errors == 0
@@ -443,6 +457,7 @@ class Trainer:
         errors = {}
         for suite in suites:
             result = evaluate(self.model, self.task, length, suite, samples, stop_at_error=True)
+            self.check_work += run_work(result.samples, length)
             errors[f"{key}_{length}_{suite}"] = result.sequence_error
             if result.sequence_errors:
                 return errors, suite
