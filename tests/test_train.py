@@ -63,38 +63,46 @@ def test_fast_1d_is_fast_without_diagonal_gates():
     assert replace(plain, recipe="fast", model=replace(plain.model, diagonal_gates=True)) == fast
 
 
-@pytest.mark.parametrize("reach_factor", [8, 100])
-def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, reach_factor):
+@pytest.mark.parametrize("reach_factor,reach_confirm", [(8, 0), (100, 0), (8, 24)])
+def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, reach_factor, reach_confirm):
     _, trainer = trained_copy
-    config = replace(trainer.config, final_suites="all", reach_factor=reach_factor, reach_samples=8)
+    config = replace(trainer.config, final_suites="all", reach_factor=reach_factor, reach_samples=8, reach_confirm_samples=reach_confirm)
     checker = Trainer(config, None, progress=False)
     checker.model.load_state_dict(trainer.model.state_dict())
     checker.curriculum.current = config.curriculum.max_length
     record = checker._measure()
     long, reach = checker.eval_lengths[1], checker.reach_length
     assert reach == reach_factor * config.curriculum.max_length
-    # The oracle: every suite scored in full, at 10x and at the reach length.
+    # The oracle: every suite scored in full, at 10x and at the reach length, and the random
+    # inputs of the reach confirmation.
     suites = ["random", *structured_suites(checker.task)]
     clean = all(
         evaluate(checker.model, checker.task, length, suite, samples).sequence_errors == 0
         for length, samples in ((long, config.long_eval_samples), (reach, config.reach_samples))
         for suite in suites
-    )
+    ) and evaluate(checker.model, checker.task, reach, "random", reach_confirm).sequence_errors == 0
     assert record["solved"] is clean
-    # The cheapest verdicts come first: random at 10x, random at the reach length, then the rest.
+    # The cheapest verdicts come first: random at 10x, random at the reach length, then the rest;
+    # the reach confirmation, the dearest, comes last.
     keys = [key for key in record if "seq_error" in key and key != f"eval_seq_error_{config.curriculum.max_length}"]
     assert keys[:2] == [f"eval_seq_error_{long}", f"reach_seq_error_{reach}_random"]
     errors = [record[key] for key in keys]
     assert not any(errors) if clean else errors[-1] > 0 and not any(errors[:-1])
-    # The card records the reach length as well.
-    lengths = {result.length: result.samples for result in checker.final_evaluation()}
-    assert lengths[reach] == config.reach_samples and set(lengths) == {config.curriculum.max_length, long, reach}
+    if reach_confirm and clean:
+        assert keys[-1] == f"reach_confirm_seq_error_{reach}_random"
+    # The card records the reach length as well, random inputs on as many as the confirmation.
+    samples = {(result.length, result.suite): result.samples for result in checker.final_evaluation()}
+    assert {length for length, _ in samples} == {config.curriculum.max_length, long, reach}
+    assert samples[reach, "random"] == max(8, reach_confirm) and samples[reach, suites[-1]] == 8
 
 
 def test_a_reach_must_lie_beyond_the_generalization_check():
     with pytest.raises(ValueError, match="reach_factor"):
         build_config("copy", "tiny", reach_factor=4)  # tiny checks at 4x already
     assert build_config("rev2").reach_factor == 100 and build_config("badd").reach_factor == 50
+    assert build_config("rev2").reach_confirm_samples == 64 == build_config("badd").reach_confirm_samples
+    with pytest.raises(ValueError, match="reach_confirm_samples"):
+        build_config("copy", "tiny", reach_confirm_samples=16)  # no reach check to confirm
 
 
 def small_trainer(tmp_path=None, **overrides):

@@ -75,6 +75,8 @@ def fast(task: str) -> TrainConfig:
         # ~20 s an example, so it is checked at 50x (1,000-digit operands, length 2,001).
         reach_factor=50 if arithmetic else 100,
         reach_samples=8,
+        # 8 a suite cannot see a 3-8% error rate (duplicate, rev2): 64 random ones, once, before stopping.
+        reach_confirm_samples=64,
         # Checks at 10x stop at their first wrong answer, so most cost a second or two; a
         # confirmation that fails late costs minutes, and then training goes on before the next.
         long_check_share=0.5,

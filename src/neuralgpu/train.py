@@ -76,6 +76,10 @@ class TrainConfig:
     # and, trained on, were clean at 50x at some checks and not at others (README: reach).
     reach_factor: int = 0
     reach_samples: int = 16
+    # When everything else is clean, confirm on this many random examples at the reach length
+    # (0: none). Eight a suite let through a duplicate model that failed 5 of 64 random inputs at
+    # 100x and a rev2 one that failed 2 of 64; paid once, when a run is about to stop.
+    reach_confirm_samples: int = 0
     # When the quick check at 10x is clean, confirm on this many examples per suite before
     # calling the run solved (0: the quick check decides). 32 clean examples can hide a 6% error rate.
     confirm_samples: int = 0
@@ -104,6 +108,8 @@ class TrainConfig:
                 f"reach_factor must be 0 or above generalization_factor ({self.generalization_factor}), with reach_samples >= 1;"
                 f" got {self.reach_factor} and {self.reach_samples}"
             )
+        if self.reach_confirm_samples < 0 or (self.reach_confirm_samples and not self.reach_factor):
+            raise ValueError(f"reach_confirm_samples must be >= 0 and needs a reach_factor, got {self.reach_confirm_samples}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
 
@@ -408,8 +414,8 @@ class Trainer:
     def _check_long(self, long: int) -> dict[str, Any]:
         """Is the model error-free at 10x, and at the reach length when there is one? Random inputs
         at 10x, random at the reach length, every structured suite at 10x, then at the reach
-        length, then the confirmation on more examples: the cheapest verdicts first, and the whole
-        check stops at its first error."""
+        length, then the confirmations on more examples (at 10x, then on random inputs at the reach
+        length): the cheapest verdicts first, and the whole check stops at its first error."""
         record: dict[str, Any] = {}
         long_result = evaluate(self.model, self.task, long, "random", self.config.long_eval_samples, stop_at_error=True)
         self.check_work += run_work(long_result.samples, long)
@@ -431,13 +437,15 @@ class Trainer:
         ]
         if self.config.confirm_samples > self.config.long_eval_samples:
             parts.append((long, self._judged_suites(), self.config.confirm_samples, "confirm_seq_error"))
+        if self.config.reach_confirm_samples > reach_samples:
+            parts.append((reach, ["random"], self.config.reach_confirm_samples, "reach_confirm_seq_error"))
         for length, suites, samples, key in parts:
             if length is None or not suites:
                 continue
             errors, failed = self._until_first_failure(length, suites, samples, key)
             record.update(errors)
             if failed is not None:
-                if key != "confirm_seq_error" and failed != "random":
+                if key in ("eval_seq_error", "reach_seq_error") and failed != "random":
                     self.failing_suite = failed
                 record["solved"] = False
                 return record
@@ -604,9 +612,14 @@ class Trainer:
 
     def final_evaluation(self) -> list[EvalResult]:
         lengths = [*zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples))]
+        results = [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self._judged_suites()]
         if self.reach_length is not None:
-            lengths.append((self.reach_length, self.config.reach_samples))
-        return [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self._judged_suites()]
+            for suite in self._judged_suites():
+                samples = self.config.reach_samples
+                if suite == "random":
+                    samples = max(samples, self.config.reach_confirm_samples)
+                results.append(evaluate(self.model, self.task, self.reach_length, suite, samples))
+        return results
 
     def command(self) -> str:
         """The `neuralgpu train` command line that reproduces this run's configuration."""
@@ -618,6 +631,11 @@ class Trainer:
             words += ["--max-steps", str(config.max_steps)]
         if config.time_budget is not None:
             words += ["--time-budget", f"{config.time_budget:g}"]
+        from neuralgpu.recipes import RECIPES  # recipes build on this module's TrainConfig
+
+        recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
+        if recipe is not None and recipe.reach_factor and config.reach_samples != recipe.reach_samples:
+            words += ["--reach-samples", str(config.reach_samples)]
         return " ".join(words)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:
