@@ -236,3 +236,9 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     errors, failed = untrained._until_first_failure(long, untrained._judged_suites(), confirming.confirm_samples, "confirm_seq_error")
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
     assert failed == "random"
+
+
+def test_the_card_command_names_a_reach_samples_the_recipe_does_not_set():
+    stricter = Trainer(build_config("copy", "fast", reach_samples=32, time_budget=600), None, progress=False)
+    assert stricter.command() == "neuralgpu train --task copy --recipe fast --seed 0 --time-budget 600 --reach-samples 32"
+    assert "--reach-samples" not in Trainer(build_config("copy", "fast"), None, progress=False).command()
