@@ -417,8 +417,7 @@ class Trainer:
         length, then the confirmations on more examples (at 10x, then on random inputs at the reach
         length): the cheapest verdicts first, and the whole check stops at its first error."""
         record: dict[str, Any] = {}
-        long_result = evaluate(self.model, self.task, long, "random", self.config.long_eval_samples, stop_at_error=True)
-        self.check_work += run_work(long_result.samples, long)
+        long_result = self._check_part(long, "random", self.config.long_eval_samples)
         record[f"eval_seq_error_{long}"] = long_result.sequence_error
         record[f"eval_digit_error_{long}"] = long_result.digit_error
         record["solved"] = long_result.sequence_errors == 0
@@ -455,6 +454,12 @@ class Trainer:
         """Random inputs, and every structured suite when the run is judged on them."""
         return ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
 
+    def _check_part(self, length: int, suite: str, samples: int) -> EvalResult:
+        """One suite of a check, scored up to its first wrong answer; what it ran counts toward long_check_share."""
+        result = evaluate(self.model, self.task, length, suite, samples, stop_at_error=True)
+        self.check_work += run_work(result.samples, length)
+        return result
+
     def _until_first_failure(self, length: int, suites: list[str], samples: int, key: str) -> tuple[dict[str, float], str | None]:
         """Sequence error of each suite in turn at ``length``, stopping at the first error.
 
@@ -464,8 +469,7 @@ class Trainer:
         """
         errors = {}
         for suite in suites:
-            result = evaluate(self.model, self.task, length, suite, samples, stop_at_error=True)
-            self.check_work += run_work(result.samples, length)
+            result = self._check_part(length, suite, samples)
             errors[f"{key}_{length}_{suite}"] = result.sequence_error
             if result.sequence_errors:
                 return errors, suite
@@ -614,10 +618,9 @@ class Trainer:
         lengths = [*zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples))]
         results = [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self._judged_suites()]
         if self.reach_length is not None:
+            confirmed = max(self.config.reach_samples, self.config.reach_confirm_samples)  # random inputs only
             for suite in self._judged_suites():
-                samples = self.config.reach_samples
-                if suite == "random":
-                    samples = max(samples, self.config.reach_confirm_samples)
+                samples = confirmed if suite == "random" else self.config.reach_samples
                 results.append(evaluate(self.model, self.task, self.reach_length, suite, samples))
         return results
 
