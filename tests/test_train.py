@@ -185,6 +185,19 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
+    """The suite that failed last goes first at the next check, which changes how much of it runs
+    and so when long_check_share defers one: a resumed run must carry both, or it could stop elsewhere."""
+    trainer = small_trainer(tmp_path)
+    trainer.failing_suite, trainer.check_work = "carry", 1234.0
+    trainer.save_snapshot()
+    resumed = Trainer(trainer.config, tmp_path, resume=True, progress=False)
+    assert (resumed.failing_suite, resumed.check_work) == ("carry", 1234.0)
+    resumed.failing_suite = "zeros"
+    resumed.rollback()  # back to the last snapshot, suite order included
+    assert resumed.failing_suite == "carry"
+
+
 def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
     """A curriculum across tasks: copy until error-free at the full length, then reverse from the start."""
     config = build_config("reverse", "tiny", stages=("copy",), max_steps=700, device="cpu")

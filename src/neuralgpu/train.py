@@ -252,8 +252,9 @@ class Trainer:
         self.eval_lengths = (top, self.task.scaled_length(top, self.config.generalization_factor))
         self.reach_length = self.task.scaled_length(top, self.config.reach_factor) if self.config.reach_factor else None
         self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
-        # Which structured suite failed the last check at 10x; tried first at the next one. Not in
-        # the snapshot: it orders the checks, it never changes their verdict.
+        # Which structured suite failed the last check; tried first at the next one. It never
+        # changes a check's verdict, but it changes how much of the check runs, and so the work
+        # counted toward long_check_share: it is in the snapshot, or a resumed run could stop elsewhere.
         self.failing_suite: str | None = None
         self.previous_window_loss = math.inf  # a new task's loss is not comparable with the last one's
         if stage > 0:  # nor is its plateau: the decays earned on the last task do not carry over
@@ -491,6 +492,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "noise_rng": self.noise_generator.get_state(),
             "stage": self.stage,
+            "failing_suite": self.failing_suite,
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -508,6 +510,7 @@ class Trainer:
         if stage >= len(self.stage_tasks):
             raise ValueError(f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages")
         self._enter_stage(stage)
+        self.failing_suite = state.get("failing_suite")
         self.curriculum.load_state_dict(state["curriculum"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.length_rng.bit_generator.state = state["length_rng"]
