@@ -7,12 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from neuralgpu.evaluate import CPU_STATE_BYTES, EARLY_EXIT_BATCH, eval_batch, evaluate, inference_batch_size, predict, predictions, score
+from neuralgpu.checks import TRAINING_COST, run_work
+from neuralgpu.evaluate import (
+    CPU_STATE_BYTES,
+    EARLY_EXIT_BATCH,
+    eval_batch,
+    evaluate,
+    inference_batch_size,
+    predict,
+    predictions,
+    score,
+)
 from neuralgpu.memory import release_large_blocks, reuse_freed_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
-from neuralgpu.tasks import Batch, get_task
 from neuralgpu.recipes import build_config
-from neuralgpu.train import TRAINING_COST, Trainer, run_work
+from neuralgpu.tasks import Batch, get_task
+from neuralgpu.train import Trainer
 
 
 def untrained(seed: int = 0) -> NeuralGPU:
@@ -72,13 +82,13 @@ def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(tr
     trainer.model.load_state_dict(trained.model.state_dict())
     trainer.curriculum.current = config.curriculum.max_length
     long = trainer.eval_lengths[1]
-    trainer.train_work, trainer.check_work = 70.0, 30.0  # 30% of the work went to checks: wait
+    trainer.train_work, trainer.checks.work = 70.0, 30.0  # 30% of the work went to checks: wait
     record = trainer._measure()
     assert record["long_check"] == "deferred" and f"eval_seq_error_{long}" not in record
-    trainer.train_work, trainer.check_work = 80.0, 20.0  # 20%: check, and count what it ran
+    trainer.train_work, trainer.checks.work = 80.0, 20.0  # 20%: check, and count what it ran
     record = trainer._measure()
     assert f"eval_seq_error_{long}" in record and "long_check" not in record
-    scored = trainer.check_work - 20.0
+    scored = trainer.checks.work - 20.0
     assert scored >= run_work(EARLY_EXIT_BATCH, long) and scored % (long * long) == 0
 
 
@@ -91,7 +101,7 @@ def test_training_counts_its_work_in_column_steps_whatever_the_clock_says():
     trainer.train_step()
     batch = trainer.config.batch_size
     assert trainer.train_work == TRAINING_COST * sum(run_work(batch, length) for length in lengths)
-    assert trainer.check_work == 0.0
+    assert trainer.checks.work == 0.0
 
 
 def test_every_scored_example_reaches_the_progress_callback():

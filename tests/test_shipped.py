@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from neuralgpu.checkpoint import load_release
 from neuralgpu.cli import main
 from neuralgpu.evaluate import evaluate
-from neuralgpu.checkpoint import load_release
 from neuralgpu.models import ShippedModel, format_models, shipped_models
 from neuralgpu.solver import PRETRAINED_DIR, load, pretrained_names
 from neuralgpu.tasks import get_task, structured_suites

@@ -189,13 +189,13 @@ def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     """The suite that failed last goes first at the next check, which changes how much of it runs
     and so when long_check_share defers one: a resumed run must carry both, or it could stop elsewhere."""
     trainer = small_trainer(tmp_path)
-    trainer.failing_suite, trainer.check_work = "carry", 1234.0
+    trainer.checks.failing_suite, trainer.checks.work = "carry", 1234.0
     trainer.save_snapshot()
     resumed = Trainer(trainer.config, tmp_path, resume=True, progress=False)
-    assert (resumed.failing_suite, resumed.check_work) == ("carry", 1234.0)
-    resumed.failing_suite = "zeros"
+    assert (resumed.checks.failing_suite, resumed.checks.work) == ("carry", 1234.0)
+    resumed.checks.failing_suite = "zeros"
     resumed.rollback()  # back to the last snapshot, suite order included
-    assert resumed.failing_suite == "carry"
+    assert resumed.checks.failing_suite == "carry"
 
 
 def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
@@ -235,7 +235,7 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     judged = Trainer(replace(trainer.config, final_suites="all"), None, progress=False)
     judged.model.load_state_dict(trainer.model.state_dict())
     judged.curriculum.current = judged.config.curriculum.max_length
-    judged.failing_suite = "descending"
+    judged.checks.failing_suite = "descending"
     record = judged._measure()
     prefix = f"eval_seq_error_{long}_"
     errors = {key.removeprefix(prefix): value for key, value in record.items() if key.startswith(prefix)}
@@ -246,7 +246,8 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
         assert list(errors.values())[-1] > 0 and not any(list(errors.values())[:-1])
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
-    errors, failed = untrained._until_first_failure(long, untrained._judged_suites(), confirming.confirm_samples, "confirm_seq_error")
+    checks = untrained.checks
+    errors, failed = checks.until_first_failure(untrained.model, long, checks.judged_suites(), confirming.confirm_samples, "confirm_seq_error")
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
     assert failed == "random"
 

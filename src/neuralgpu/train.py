@@ -24,7 +24,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from neuralgpu.checkpoint import FORMAT, FORMAT_VERSION, RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, model_config_from_dict, save_release, save_snapshot
+from neuralgpu.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    RELEASE_NAME,
+    SNAPSHOT_NAME,
+    load_snapshot,
+    model_config_from_dict,
+    save_release,
+    save_snapshot,
+)
+from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.distributed import Distributed
 from neuralgpu.evaluate import EvalResult, evaluate
@@ -33,9 +43,8 @@ from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.rundir import RunWriter
 from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
 
-
 # The trainer's scalar state that a resume snapshot carries.
-SCALAR_STATE = ("step", "pull", "lr", "elapsed", "train_work", "check_work", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
+SCALAR_STATE = ("step", "pull", "lr", "elapsed", "train_work", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
 
 
 @dataclass(frozen=True)
@@ -135,17 +144,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# A training example costs its forward pass and a backward pass of about twice that.
-TRAINING_COST = 3
-
-
-def run_work(examples: int, width: int) -> float:
-    """Column-steps to run ``examples`` inputs of ``width`` columns: the model takes ``width`` steps,
-    each over every column. The unit of long_check_share: training and checks in one currency
-    that does not depend on how fast the machine is."""
-    return float(examples) * width * width
-
-
 def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generator, hard_share: float) -> Batch:
     """A training batch: random examples, with ``hard_share`` of them from the structured suites.
 
@@ -219,13 +217,13 @@ class Trainer:
         # Gradient noise must be the same on every rank, or the replicas drift apart: its own stream.
         self.noise_generator = torch.Generator(device=self.device).manual_seed(stable_seed("noise", config.seed))
         self.network = self._wrap()
+        self.checks = SolvedCheck(config)
         self._enter_stage(0)
         self.step = 0
         self.pull = config.pull_start
         self.lr = config.lr
         self.elapsed = 0.0
-        self.train_work = 0.0  # column-steps of training (run_work), for long_check_share
-        self.check_work = 0.0  # column-steps of the checks at 10x and beyond
+        self.train_work = 0.0  # column-steps of training (run_work): the checks' share is of this and theirs
         self.train_error = 1.0  # running training sequence error, drives the gradient noise
         self.previous_window_loss = math.inf
         self.window_loss, self.window_steps = 0.0, 0
@@ -248,14 +246,11 @@ class Trainer:
         """Train on the stage's task from the start of a fresh length curriculum."""
         self.stage = stage
         self.task = self.stage_tasks[stage]
-        curriculum, top = self.config.curriculum, self.config.curriculum.max_length
-        self.eval_lengths = (top, self.task.scaled_length(top, self.config.generalization_factor))
-        self.reach_length = self.task.scaled_length(top, self.config.reach_factor) if self.config.reach_factor else None
+        curriculum = self.config.curriculum
+        self.checks.enter(self.task)
+        self.eval_lengths = (curriculum.max_length, self.checks.long)
+        self.reach_length = self.checks.reach
         self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
-        # Which structured suite failed the last check; tried first at the next one. It never
-        # changes a check's verdict, but it changes how much of the check runs, and so the work
-        # counted toward long_check_share: it is in the snapshot, or a resumed run could stop elsewhere.
-        self.failing_suite: str | None = None
         self.previous_window_loss = math.inf  # a new task's loss is not comparable with the last one's
         if stage > 0:  # nor is its plateau: the decays earned on the last task do not carry over
             self.set_lr(self.config.lr)
@@ -394,7 +389,7 @@ class Trainer:
 
     def _measure(self) -> dict[str, Any]:
         """Errors at the maximum training length, and at 10x only when that length is error-free."""
-        short, long = self.eval_lengths
+        short = self.eval_lengths[0]
         record: dict[str, Any] = {}
         result = evaluate(self.model, self.task, short, "random", self.config.eval_samples)
         record[f"eval_seq_error_{short}"] = result.sequence_error
@@ -406,75 +401,11 @@ class Trainer:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
                 record["tie"] = True
                 return record
-            if self.check_work > self.config.long_check_share * (self.train_work + self.check_work):
+            if not self.checks.affordable(self.train_work):
                 record["long_check"] = "deferred"
                 return record
-            record.update(self._check_long(long))
+            record.update(self.checks(self.model))
         return record
-
-    def _check_long(self, long: int) -> dict[str, Any]:
-        """Is the model error-free at 10x, and at the reach length when there is one? Random inputs
-        at 10x, random at the reach length, every structured suite at 10x, then at the reach
-        length, then the confirmations on more examples (at 10x, then on random inputs at the reach
-        length): the cheapest verdicts first, and the whole check stops at its first error."""
-        record: dict[str, Any] = {}
-        long_result = self._check_part(long, "random", self.config.long_eval_samples)
-        record[f"eval_seq_error_{long}"] = long_result.sequence_error
-        record[f"eval_digit_error_{long}"] = long_result.digit_error
-        record["solved"] = long_result.sequence_errors == 0
-        if not record["solved"]:
-            return record
-        # Random inputs almost never hold the hard cases (long carries, runs, sorted input): a
-        # model that only passes those is not done. One failing suite settles the check, so the
-        # suite that failed last time goes first: on badd, running all seven suites at 401 every
-        # time cost three times the training between two checks.
-        structured = sorted(self._judged_suites()[1:], key=lambda suite: suite != self.failing_suite)
-        reach, reach_samples = self.reach_length, self.config.reach_samples
-        parts = [
-            (reach, ["random"], reach_samples, "reach_seq_error"),
-            (long, structured, self.config.long_eval_samples, "eval_seq_error"),
-            (reach, structured, reach_samples, "reach_seq_error"),
-        ]
-        if self.config.confirm_samples > self.config.long_eval_samples:
-            parts.append((long, self._judged_suites(), self.config.confirm_samples, "confirm_seq_error"))
-        if self.config.reach_confirm_samples > reach_samples:
-            parts.append((reach, ["random"], self.config.reach_confirm_samples, "reach_confirm_seq_error"))
-        for length, suites, samples, key in parts:
-            if length is None or not suites:
-                continue
-            errors, failed = self._until_first_failure(length, suites, samples, key)
-            record.update(errors)
-            if failed is not None:
-                if key in ("eval_seq_error", "reach_seq_error") and failed != "random":
-                    self.failing_suite = failed
-                record["solved"] = False
-                return record
-        return record
-
-    def _judged_suites(self) -> list[str]:
-        """Random inputs, and every structured suite when the run is judged on them."""
-        return ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
-
-    def _check_part(self, length: int, suite: str, samples: int) -> EvalResult:
-        """One suite of a check, scored up to its first wrong answer; what it ran counts toward long_check_share."""
-        result = evaluate(self.model, self.task, length, suite, samples, stop_at_error=True)
-        self.check_work += run_work(result.samples, length)
-        return result
-
-    def _until_first_failure(self, length: int, suites: list[str], samples: int, key: str) -> tuple[dict[str, float], str | None]:
-        """Sequence error of each suite in turn at ``length``, stopping at the first error.
-
-        One wrong answer settles a check; the rest would only cost time. Returns the errors (keyed
-        ``{key}_{length}_{suite}``, over the examples scored) and the failing suite, or None when
-        every one was clean.
-        """
-        errors = {}
-        for suite in suites:
-            result = self._check_part(length, suite, samples)
-            errors[f"{key}_{length}_{suite}"] = result.sequence_error
-            if result.sequence_errors:
-                return errors, suite
-        return errors, None
 
     # --- state ----------------------------------------------------------------------------
 
@@ -492,7 +423,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "noise_rng": self.noise_generator.get_state(),
             "stage": self.stage,
-            "failing_suite": self.failing_suite,
+            "checks": self.checks.state_dict(),
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -510,7 +441,8 @@ class Trainer:
         if stage >= len(self.stage_tasks):
             raise ValueError(f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages")
         self._enter_stage(stage)
-        self.failing_suite = state.get("failing_suite")
+        # A snapshot from before the checks had their own state counted their work in check_work.
+        self.checks.load_state_dict(state.get("checks", {"work": state.get("check_work", 0.0)}))
         self.curriculum.load_state_dict(state["curriculum"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.length_rng.bit_generator.state = state["length_rng"]
@@ -619,10 +551,10 @@ class Trainer:
 
     def final_evaluation(self) -> list[EvalResult]:
         lengths = [*zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples))]
-        results = [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self._judged_suites()]
+        results = [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
         if self.reach_length is not None:
             confirmed = max(self.config.reach_samples, self.config.reach_confirm_samples)  # random inputs only
-            for suite in self._judged_suites():
+            for suite in self.checks.judged_suites():
                 samples = confirmed if suite == "random" else self.config.reach_samples
                 results.append(evaluate(self.model, self.task, self.reach_length, suite, samples))
         return results

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
 from neuralgpu.checkpoint import CheckpointError
+from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import format_table
     from neuralgpu import distributed
+    from neuralgpu.evaluate import format_table
     from neuralgpu.recipes import build_config
     from neuralgpu.train import Trainer, resolve_device
 

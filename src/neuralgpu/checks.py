@@ -1,0 +1,134 @@
+"""Is a run solved? The checks beyond the training length that decide it, and what they cost.
+
+A run whose curriculum is error-free at its maximum length is checked at ``generalization_factor``
+times it (10x) and, when the recipe sets a ``reach_factor``, at that many times it: on random
+inputs and on every judged structured suite, then on more examples to confirm. Each check runs
+its cheapest verdicts first and stops at its first wrong answer. What it scores is counted in
+column-steps (``run_work``), the same currency as training, so that ``long_check_share`` (the
+most of a run that checks may take) defers the same checks on any machine.
+
+The trainer owns one ``SolvedCheck`` and carries its ``state_dict`` in the resume snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.model import NeuralGPU
+from neuralgpu.tasks import Task, structured_suites
+
+if TYPE_CHECKING:  # the trainer's config; train.py imports this module
+    from neuralgpu.train import TrainConfig
+
+# A training example costs its forward pass and a backward pass of about twice that.
+TRAINING_COST = 3
+
+
+def run_work(examples: int, width: int) -> float:
+    """Column-steps to run ``examples`` inputs of ``width`` columns: the model takes ``width`` steps,
+    each over every column. The unit of long_check_share: training and checks in one currency
+    that does not depend on how fast the machine is."""
+    return float(examples) * width * width
+
+
+class SolvedCheck:
+    """The checks at 10x and at the reach length of one run, with what they have cost so far."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.work = 0.0  # column-steps the checks have scored, over the whole run
+        # Which structured suite failed the last check; tried first at the next one. It never
+        # changes a check's verdict, but it changes how much of the check runs, and so the work
+        # counted toward long_check_share: it is in the snapshot, or a resumed run could stop elsewhere.
+        self.failing_suite: str | None = None
+        self.task: Task | None = None
+        self.long = 0
+        self.reach: int | None = None
+
+    def enter(self, task: Task) -> None:
+        """Check ``task`` from now on (a new stage): its lengths, and no suite failed yet."""
+        top = self.config.curriculum.max_length
+        self.task = task
+        self.long = task.scaled_length(top, self.config.generalization_factor)
+        self.reach = task.scaled_length(top, self.config.reach_factor) if self.config.reach_factor else None
+        self.failing_suite = None
+
+    def judged_suites(self) -> list[str]:
+        """Random inputs, and every structured suite when the run is judged on them."""
+        assert self.task is not None, "enter(task) first"
+        return ["random"] + (list(structured_suites(self.task)) if self.config.final_suites == "all" else [])
+
+    def affordable(self, train_work: float) -> bool:
+        """Have the checks so far taken no more than their share of the run's work?"""
+        return self.work <= self.config.long_check_share * (train_work + self.work)
+
+    def __call__(self, model: NeuralGPU) -> dict[str, Any]:
+        """Is ``model`` error-free at 10x, and at the reach length when there is one? Random inputs
+        at 10x, random at the reach length, every structured suite at 10x, then at the reach
+        length, then the confirmations on more examples (at 10x, then on random inputs at the reach
+        length): the cheapest verdicts first, and the whole check stops at its first error."""
+        config, long, reach = self.config, self.long, self.reach
+        record: dict[str, Any] = {}
+        long_result = self._part(model, long, "random", config.long_eval_samples)
+        record[f"eval_seq_error_{long}"] = long_result.sequence_error
+        record[f"eval_digit_error_{long}"] = long_result.digit_error
+        record["solved"] = long_result.sequence_errors == 0
+        if not record["solved"]:
+            return record
+        # Random inputs almost never hold the hard cases (long carries, runs, sorted input): a
+        # model that only passes those is not done. One failing suite settles the check, so the
+        # suite that failed last time goes first: on badd, running all seven suites at 401 every
+        # time cost three times the training between two checks.
+        structured = sorted(self.judged_suites()[1:], key=lambda suite: suite != self.failing_suite)
+        parts = [
+            (reach, ["random"], config.reach_samples, "reach_seq_error"),
+            (long, structured, config.long_eval_samples, "eval_seq_error"),
+            (reach, structured, config.reach_samples, "reach_seq_error"),
+        ]
+        if config.confirm_samples > config.long_eval_samples:
+            parts.append((long, self.judged_suites(), config.confirm_samples, "confirm_seq_error"))
+        if config.reach_confirm_samples > config.reach_samples:
+            parts.append((reach, ["random"], config.reach_confirm_samples, "reach_confirm_seq_error"))
+        for length, suites, samples, key in parts:
+            if length is None or not suites:
+                continue
+            errors, failed = self.until_first_failure(model, length, suites, samples, key)
+            record.update(errors)
+            if failed is not None:
+                if key in ("eval_seq_error", "reach_seq_error") and failed != "random":
+                    self.failing_suite = failed
+                record["solved"] = False
+                return record
+        return record
+
+    def until_first_failure(
+        self, model: NeuralGPU, length: int, suites: list[str], samples: int, key: str
+    ) -> tuple[dict[str, float], str | None]:
+        """Sequence error of each suite in turn at ``length``, stopping at the first error.
+
+        One wrong answer settles a check; the rest would only cost time. Returns the errors (keyed
+        ``{key}_{length}_{suite}``, over the examples scored) and the failing suite, or None when
+        every one was clean.
+        """
+        errors = {}
+        for suite in suites:
+            result = self._part(model, length, suite, samples)
+            errors[f"{key}_{length}_{suite}"] = result.sequence_error
+            if result.sequence_errors:
+                return errors, suite
+        return errors, None
+
+    def _part(self, model: NeuralGPU, length: int, suite: str, samples: int) -> EvalResult:
+        """One suite of a check, scored up to its first wrong answer: the one place that counts a check's work."""
+        assert self.task is not None, "enter(task) first"
+        result = evaluate(model, self.task, length, suite, samples, stop_at_error=True)
+        self.work += run_work(result.samples, length)
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"work": self.work, "failing_suite": self.failing_suite}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.work = float(state["work"])
+        self.failing_suite = state.get("failing_suite")
