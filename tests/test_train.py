@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME
+from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import evaluate
 from neuralgpu.recipes import build_config
@@ -196,6 +196,11 @@ def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     resumed.checks.failing_suite = "zeros"
     resumed.rollback()  # back to the last snapshot, suite order included
     assert resumed.checks.failing_suite == "carry"
+    # A snapshot written before the checks kept their own state still resumes with their work.
+    older = load_snapshot(tmp_path / SNAPSHOT_NAME)
+    older["check_work"] = older.pop("checks")["work"]
+    save_snapshot(tmp_path / SNAPSHOT_NAME, older)
+    assert Trainer(trainer.config, tmp_path, resume=True, progress=False).checks.work == 1234.0
 
 
 def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
