@@ -112,3 +112,9 @@ def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
     main(["sweep", "--task", "copy", "--seeds", "0-1", "--reach-samples", "24", "--device", "cpu", "--out", str(tmp_path)])
     args = seen["train_args"]
     assert args[args.index("--reach-samples") + 1] == "24"
+    # A recipe without a reach check is refused once, before any run starts.
+    seen.clear()
+    capsys.readouterr()
+    paper = ["sweep", "--task", "copy", "--recipe", "paper", "--seeds", "0-1", "--reach-samples", "24", "--out", str(tmp_path / "paper")]
+    assert main(paper) == 2
+    assert "has no reach check" in capsys.readouterr().err and not seen

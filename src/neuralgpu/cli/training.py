@@ -11,12 +11,21 @@ from neuralgpu.checkpoint import CheckpointError
 from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
 
 
+def refuse_reach_samples_without_a_reach_check(task: str, recipe: str, reach_samples: int | None) -> None:
+    """--reach-samples sizes the recipe's reach check; a recipe without one cannot use it."""
+    from neuralgpu.recipes import build_config
+
+    if reach_samples and not build_config(task, recipe).reach_factor:
+        raise CommandError(f"recipe {recipe!r} has no reach check: --reach-samples needs one (fast, fast-1d)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu import distributed
     from neuralgpu.evaluate import format_table
     from neuralgpu.recipes import build_config
     from neuralgpu.train import Trainer, resolve_device
 
+    refuse_reach_samples_without_a_reach_check(args.task, args.recipe, args.reach_samples)
     config = build_config(
         args.task,
         args.recipe,
@@ -27,8 +36,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         stages=args.stages,
         reach_samples=args.reach_samples,
     )
-    if args.reach_samples and not config.reach_factor:
-        raise CommandError(f"recipe {config.recipe!r} has no reach check: --reach-samples needs one (fast, fast-1d)")
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
     completed = False
@@ -56,6 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from neuralgpu.sweep import parse_seeds, run_sweep
 
     seeds = parse_seeds(args.seeds)
+    refuse_reach_samples_without_a_reach_check(args.task, args.recipe, args.reach_samples)  # once, not once a seed
     train_args = ["--device", args.device]
     if args.max_steps:
         train_args += ["--max-steps", str(args.max_steps)]
