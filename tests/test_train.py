@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import neuralgpu.train
 from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import evaluate
@@ -94,6 +95,31 @@ def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, r
     samples = {(result.length, result.suite): result.samples for result in checker.final_evaluation()}
     assert {length for length, _ in samples} == {config.curriculum.max_length, long, reach}
     assert samples[reach, "random"] == max(8, reach_confirm) and samples[reach, suites[-1]] == 8
+
+
+def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_again(trained_copy, monkeypatch):
+    _, trainer = trained_copy
+    config = replace(trainer.config, final_suites="all", reach_factor=8, reach_samples=8, reach_confirm_samples=24)
+    checker = Trainer(config, None, progress=False)
+    checker.model.load_state_dict(trainer.model.state_dict())
+    checker.curriculum.current = config.curriculum.max_length
+    checker.check_solved()
+    assert checker.solved, "the trained copy model should be clean at 8x: train it longer"
+    scored_again = []
+
+    def counting(model, task, length, *args, **kwargs):
+        scored_again.append(length)
+        return evaluate(model, task, length, *args, **kwargs)
+
+    monkeypatch.setattr(neuralgpu.train, "evaluate", counting)
+    card = checker.final_evaluation()
+    # Only the training length is scored again; every row equals a fresh evaluation of its inputs.
+    assert set(scored_again) == {config.curriculum.max_length}
+    assert {(row.length, row.samples) for row in card if row.suite == "random"} == {
+        (config.curriculum.max_length, config.eval_samples), (checker.eval_lengths[1], config.long_eval_samples), (checker.reach_length, 24)
+    }
+    for row in card:
+        assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
 
 
 def test_a_reach_must_lie_beyond_the_generalization_check():

@@ -42,6 +42,10 @@ class SolvedCheck:
         # changes a check's verdict, but it changes how much of the check runs, and so the work
         # counted toward long_check_share: it is in the snapshot, or a resumed run could stop elsewhere.
         self.failing_suite: str | None = None
+        # The last check's error-free parts, by (length, suite, samples): when that check solves
+        # the run, the card's final evaluation reuses them rather than score the same frozen
+        # inputs with the same weights again (at the reach length, minutes of CPU time).
+        self.clean: dict[tuple[int, str, int], EvalResult] = {}
         self.task: Task | None = None
         self.long = 0
         self.reach: int | None = None
@@ -69,6 +73,7 @@ class SolvedCheck:
         length, then the confirmations on more examples (at 10x, then on random inputs at the reach
         length): the cheapest verdicts first, and the whole check stops at its first error."""
         config, long, reach = self.config, self.long, self.reach
+        self.clean = {}
         record: dict[str, Any] = {}
         long_result = self._part(model, long, "random", config.long_eval_samples)
         record[f"eval_seq_error_{long}"] = long_result.sequence_error
@@ -124,6 +129,8 @@ class SolvedCheck:
         assert self.task is not None, "enter(task) first"
         result = evaluate(model, self.task, length, suite, samples, stop_at_error=True)
         self.work += run_work(result.samples, length)
+        if not result.sequence_errors:  # clean: every one of the samples was scored
+            self.clean[length, suite, samples] = result
         return result
 
     def state_dict(self) -> dict[str, Any]:

@@ -550,13 +550,22 @@ class Trainer:
         }
 
     def final_evaluation(self) -> list[EvalResult]:
+        """The card's table: every judged suite at the training length, at 10x and at the reach length.
+
+        A run that stops as solved has just scored most of it, error-free, in its solving check:
+        the same frozen inputs and the same weights, so those results are reused.
+        """
+        scored = self.checks.clean if self.solved else {}
+
+        def result(length: int, suite: str, samples: int) -> EvalResult:
+            return scored.get((length, suite, samples)) or evaluate(self.model, self.task, length, suite, samples)
+
         lengths = [*zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples))]
-        results = [evaluate(self.model, self.task, length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
+        results = [result(length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
         if self.reach_length is not None:
             confirmed = max(self.config.reach_samples, self.config.reach_confirm_samples)  # random inputs only
             for suite in self.checks.judged_suites():
-                samples = confirmed if suite == "random" else self.config.reach_samples
-                results.append(evaluate(self.model, self.task, self.reach_length, suite, samples))
+                results.append(result(self.reach_length, suite, confirmed if suite == "random" else self.config.reach_samples))
         return results
 
     def command(self) -> str:
