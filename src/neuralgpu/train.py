@@ -248,12 +248,19 @@ class Trainer:
         self.task = self.stage_tasks[stage]
         curriculum = self.config.curriculum
         self.checks.enter(self.task)
-        self.eval_lengths = (curriculum.max_length, self.checks.long)
-        self.reach_length = self.checks.reach
         self.curriculum = Curriculum(replace(curriculum, min_length=max(curriculum.min_length, self.task.min_length)))
         self.previous_window_loss = math.inf  # a new task's loss is not comparable with the last one's
         if stage > 0:  # nor is its plateau: the decays earned on the last task do not carry over
             self.set_lr(self.config.lr)
+
+    @property
+    def eval_lengths(self) -> tuple[int, int]:
+        """The maximum training length, and the length of the checks at 10x."""
+        return self.config.curriculum.max_length, self.checks.long
+
+    @property
+    def reach_length(self) -> int | None:
+        return self.checks.reach
 
     @property
     def final_stage(self) -> bool:
