@@ -51,7 +51,7 @@ def test_not_a_safetensors_file_at_all(tmp_path):
 
 
 def test_wrong_format_version(release, tmp_path):
-    path, model = release
+    _, model = release
     tensors = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     future = tmp_path / "future.safetensors"
     save_file(tensors, str(future), metadata={"format": "neuralgpu", "format_version": "99", "card": "{}"})
@@ -60,7 +60,7 @@ def test_wrong_format_version(release, tmp_path):
 
 
 def test_weights_that_do_not_match_the_card(release, tmp_path):
-    path, model = release
+    _, model = release
     tensors = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     card = {"format": "neuralgpu", "format_version": 1, "model_config": {"channels": 16, "copies": 1}}
     odd = tmp_path / "odd.safetensors"

@@ -10,7 +10,7 @@ from neuralgpu.cli import main
 
 
 def run(*args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "neuralgpu", *args], input=stdin, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "neuralgpu", *args], input=stdin, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_tasks_lists_every_task_and_shows_examples(capsys):

@@ -100,7 +100,7 @@ def test_eval_record_adds_a_verification_to_the_card(trained_copy, tmp_path, cap
     shutil.copy(run_dir / "model.safetensors", release)
     assert main(["eval", str(release), "--lengths", "16", "--suite", "random", "--samples", "8", "--record"]) == 0
     capsys.readouterr()
-    model, card = load_release(release)
+    _, card = load_release(release)
     (verification,) = card["verifications"]
     assert verification["command"].startswith("neuralgpu eval") and "--lengths 16" in verification["command"]
     assert verification["hardware"] and verification["results"][0]["length"] == 16

@@ -15,7 +15,7 @@ from neuralgpu.recipes import build_config
 from neuralgpu.rundir import read_metrics
 from neuralgpu.solver import load
 from neuralgpu.tasks import get_task, structured_suites
-from neuralgpu.train import Trainer, gradient_noise_std
+from neuralgpu.train import Trainer, draw_batch, gradient_noise_std
 
 
 def test_tiny_task_is_learned_and_answers_at_four_times_its_training_length(trained_copy):
@@ -33,7 +33,7 @@ def test_tiny_task_is_learned_and_answers_at_four_times_its_training_length(trai
 
 
 def test_run_directory_contract(trained_copy):
-    run_dir, trainer = trained_copy
+    run_dir, _ = trained_copy
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train_config"]["task"] == "copy" and config["world_size"] == 1
     assert {"git_revision", "torch", "argv"} <= set(config["environment"])
@@ -136,6 +136,25 @@ def small_trainer(tmp_path=None, **overrides):
     config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random",
                      eval_samples=8, long_eval_samples=4, snapshot_every=2, log_every=1)
     return Trainer(config, tmp_path, progress=False)
+
+
+def _structured_looking(row: np.ndarray) -> bool:
+    """Constant, alternating, ascending or descending: what copy's structured suites produce."""
+    return bool((np.diff(row) >= 0).all() or (np.diff(row) <= 0).all() or (row[2:] == row[:-2]).all())
+
+
+def test_a_hard_share_of_the_batch_comes_from_the_structured_suites():
+    task, seed = get_task("copy"), 3
+    batch = draw_batch(task, 32, 20, np.random.default_rng(seed), hard_share=0.25)
+    assert batch.inputs.shape == (32, 20)
+    # The random part is the same draw a batch without hard examples starts with; the other 8 rows
+    # (a quarter of 32) are structured, as random rows of 20 symbols almost never are.
+    random_part = task.sample(24, 20, np.random.default_rng(seed)).inputs
+    assert np.array_equal(batch.inputs[:24], random_part)
+    assert all(_structured_looking(row) for row in batch.inputs[24:])
+    assert not any(_structured_looking(row) for row in random_part)
+    everything_random = draw_batch(task, 32, 20, np.random.default_rng(seed), hard_share=0.0)
+    assert np.array_equal(everything_random.inputs, task.sample(32, 20, np.random.default_rng(seed)).inputs)
 
 
 def test_gradient_noise_reaches_the_update():
@@ -270,7 +289,7 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     record = judged._measure()
     prefix = f"eval_seq_error_{long}_"
     errors = {key.removeprefix(prefix): value for key, value in record.items() if key.startswith(prefix)}
-    assert list(errors)[0] == "descending"
+    assert next(iter(errors)) == "descending"
     if record["solved"]:
         assert sorted(errors) == sorted(structured_suites(judged.task)) and not any(errors.values())
     else:

@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -140,8 +141,8 @@ def run_bench(
     model, optimizer, tensors = _setup(config, task, length, batch, torch_device)
     results = []
     for name, is_reference in [("neuralgpu", False)] + ([("eager reference", True)] if reference else []):
-        train_ms = median_ms(lambda: _train_step(model, optimizer, tensors, is_reference), torch_device, repeats)
-        infer_ms = median_ms(lambda: _inference(model, tensors, is_reference), torch_device, repeats)
+        train_ms = median_ms(partial(_train_step, model, optimizer, tensors, is_reference), torch_device, repeats)
+        infer_ms = median_ms(partial(_inference, model, tensors, is_reference), torch_device, repeats)
         peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference) if memory else float("nan")
         results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms, 2), round(infer_ms, 2), round(peak, 1)))
     return results

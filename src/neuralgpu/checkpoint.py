@@ -115,7 +115,7 @@ def load_snapshot(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no resume snapshot here; start the run without --resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for truncated or foreign files
+    except Exception as error:  # noqa: BLE001 -- torch raises many kinds for truncated or foreign files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: not a readable resume snapshot ({reason[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

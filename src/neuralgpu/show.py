@@ -85,7 +85,7 @@ def mental_image(solver: Solver, text: str) -> MentalImage:
 
 def frame_steps(steps: int, count: int) -> list[int]:
     """``count`` evenly spaced moments from 0 to ``steps``, both ends included, no repeats."""
-    return sorted({int(round(value)) for value in np.linspace(0, steps, min(count, steps + 1))})
+    return sorted({round(value) for value in np.linspace(0, steps, min(count, steps + 1))})
 
 
 def _label_columns(axes, image: MentalImage, top: bool, bottom: bool) -> None:

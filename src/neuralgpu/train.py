@@ -151,7 +151,7 @@ def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generato
     mixing those in is how a model meets them before its evaluation does.
     """
     suites = structured_suites(task)
-    hard = int(round(batch_size * hard_share)) if suites else 0
+    hard = round(batch_size * hard_share) if suites else 0
     parts = [task.sample(batch_size - hard, length, rng)] if hard < batch_size else []
     if hard:
         counts = np.bincount(rng.integers(len(suites), size=hard), minlength=len(suites))
