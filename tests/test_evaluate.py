@@ -11,8 +11,10 @@ from neuralgpu.checks import TRAINING_COST, run_work
 from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
+    NAMED_WRONG_EXAMPLES,
     eval_batch,
     evaluate,
+    format_table,
     inference_batch_size,
     predict,
     predictions,
@@ -102,6 +104,21 @@ def test_training_counts_its_work_in_column_steps_whatever_the_clock_says():
     batch = trainer.config.batch_size
     assert trainer.train_work == TRAINING_COST * sum(run_work(batch, length) for length in lengths)
     assert trainer.checks.work == 0.0
+
+
+def test_a_result_names_its_first_wrong_examples_by_their_place_in_the_frozen_set():
+    # An untrained model on 2-symbol reversals: most answers wrong, a few right by chance.
+    model, task, samples = untrained(), get_task("reverse"), 64
+    batch = eval_batch(task, 2, "random", samples)
+    wrong_rows = np.flatnonzero(((predict(model, batch.inputs, batch.mask) != batch.targets) & batch.mask).any(axis=1))
+    assert NAMED_WRONG_EXAMPLES < len(wrong_rows) < samples  # a mix, and more wrong than are named
+    result = evaluate(model, task, 2, "random", samples, memory_budget=60_000)  # several batches
+    assert result.wrong_examples == tuple(wrong_rows[:NAMED_WRONG_EXAMPLES])
+    assert result.wrong_examples != tuple(range(NAMED_WRONG_EXAMPLES))  # right answers were skipped
+    early = evaluate(model, task, 2, "random", samples, stop_at_error=True)
+    assert early.wrong_examples == tuple(row for row in wrong_rows if row < early.samples)[:NAMED_WRONG_EXAMPLES]
+    assert f"random at 2: {', '.join(map(str, result.wrong_examples))}" in format_table([result])
+    assert "wrong examples" not in format_table([replace(result, sequence_errors=0, wrong_examples=())])
 
 
 def test_every_scored_example_reaches_the_progress_callback():

@@ -27,6 +27,9 @@ CPU_STATE_BYTES = 2 * 2**20
 # A check that only asks "is anything wrong?" runs this many examples at a time and stops at the
 # first batch with an error: a model that fails 30% of inputs is caught after 8, not 32 or 128.
 EARLY_EXIT_BATCH = 8
+# How many wrong examples a result names: enough to look at the failures without rerunning an
+# hour of evaluation, few enough to keep a card small when a model fails most of a set.
+NAMED_WRONG_EXAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class EvalResult:
     sequence_errors: int
     digit_errors: int
     digits: int
+    # Indices into the frozen set (``eval_batch(task, length, suite, samples)``) of the first
+    # NAMED_WRONG_EXAMPLES wrong sequences: which inputs to look at, without scoring them all again.
+    wrong_examples: tuple[int, ...] = ()
 
     @property
     def sequence_error(self) -> float:
@@ -118,9 +124,13 @@ def predict(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budge
 
 def score(batch: Batch, predicted: np.ndarray) -> tuple[int, int, int]:
     """(sequence errors, digit errors, digits scored): every column in the mask is scored."""
-    mask = batch.mask
-    wrong = (predicted != batch.targets) & mask
-    return int(wrong.any(axis=1).sum()), int(wrong.sum()), int(mask.sum())
+    wrong = wrong_symbols(batch, predicted)
+    return int(wrong.any(axis=1).sum()), int(wrong.sum()), int(batch.mask.sum())
+
+
+def wrong_symbols(batch: Batch, predicted: np.ndarray) -> np.ndarray:
+    """(B, n) True where a scored column's prediction differs from the target."""
+    return (predicted != batch.targets) & batch.mask
 
 
 def evaluate(
@@ -140,18 +150,22 @@ def evaluate(
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
     batch = eval_batch(task, length, suite, samples)
     totals, scored = np.zeros(3, dtype=np.int64), 0  # sequence errors, digit errors, digits scored
+    wrong_examples: list[int] = []
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
     # closing(): on an early exit the generator ends at once and puts the model back in its mode.
     with contextlib.closing(predictions(model, batch.inputs, batch.mask, memory_budget, batch_size)) as batches:
         for predicted in batches:
             rows = slice(scored, scored + len(predicted))
-            totals += score(Batch(batch.inputs[rows], batch.targets[rows]), predicted)
+            part = Batch(batch.inputs[rows], batch.targets[rows])
+            totals += score(part, predicted)
+            wrong_rows = scored + np.flatnonzero(wrong_symbols(part, predicted).any(axis=1))
+            wrong_examples.extend(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(wrong_examples)])
             scored += len(predicted)
             if on_scored is not None:
                 on_scored(len(predicted))
             if stop_at_error and totals[0]:
                 break
-    return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals))
+    return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals), tuple(wrong_examples))
 
 
 def evaluate_suites(
@@ -177,4 +191,7 @@ def format_table(results: list[EvalResult]) -> str:
             f"{result.task:<10} {result.length:>7} {result.suite:<13} {result.samples:>7} "
             f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%}"
         )
+    named = [f"  {result.suite} at {result.length}: {', '.join(map(str, result.wrong_examples))}" for result in results if result.wrong_examples]
+    if named:
+        lines += ["wrong examples (indices into each frozen set; the first few):", *named]
     return "\n".join(lines)
