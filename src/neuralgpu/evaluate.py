@@ -124,8 +124,12 @@ def predict(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budge
 
 def score(batch: Batch, predicted: np.ndarray) -> tuple[int, int, int]:
     """(sequence errors, digit errors, digits scored): every column in the mask is scored."""
-    wrong = wrong_symbols(batch, predicted)
-    return int(wrong.any(axis=1).sum()), int(wrong.sum()), int(batch.mask.sum())
+    return tally(wrong_symbols(batch, predicted), batch.mask)
+
+
+def tally(wrong: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+    """(sequence errors, digit errors, digits scored) from the (B, n) wrong symbols and mask."""
+    return int(wrong.any(axis=1).sum()), int(wrong.sum()), int(mask.sum())
 
 
 def wrong_symbols(batch: Batch, predicted: np.ndarray) -> np.ndarray:
@@ -157,8 +161,9 @@ def evaluate(
         for predicted in batches:
             rows = slice(scored, scored + len(predicted))
             part = Batch(batch.inputs[rows], batch.targets[rows])
-            totals += score(part, predicted)
-            wrong_rows = scored + np.flatnonzero(wrong_symbols(part, predicted).any(axis=1))
+            wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
+            totals += tally(wrong, part.mask)
+            wrong_rows = scored + np.flatnonzero(wrong.any(axis=1))
             wrong_examples.extend(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(wrong_examples)])
             scored += len(predicted)
             if on_scored is not None:
