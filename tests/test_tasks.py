@@ -107,6 +107,20 @@ def test_structured_suites_have_their_structure(name):
     assert set(structured_suites(task)) == {"carry", "zeros", "ones", "alternating", "zero_operand", "unequal", "symmetric"}
 
 
+def test_incr_carry_suite_ends_numbers_in_runs_of_nines_short_and_long():
+    task = get_task("incr")
+    rng = np.random.default_rng(0)
+    batch = task.sample(4000, 200, rng, "carry")
+    people = [task.input_text(row) for row in batch.inputs]
+    runs = np.array([len(text) - len(text.rstrip("9")) for text in people])
+    assert runs.min() >= 1 and runs.max() > 100  # every number carries, some through most digits
+    assert 0.05 < (runs == 2).mean() < 0.2  # exactly two 9s, where the first shipped incr failed
+    answers = [task.answer_text(row, batch.inputs.shape[1]) for row in batch.targets]
+    assert answers == [task.oracle(text) for text in people]
+    assert all(answer.endswith("0" * run) for answer, run in zip(answers, runs))  # the carry clears them
+    assert "carry" in structured_suites(task) and "carry" not in get_task("copy").suites
+
+
 @pytest.mark.parametrize(
     "name,text,message",
     [

@@ -49,6 +49,22 @@ def _descending(rng: np.random.Generator, batch: int, size: int, alphabet: int) 
     return _ascending(rng, batch, size, alphabet)[:, ::-1].copy()
 
 
+def _carry(rng: np.random.Generator, batch: int, size: int, alphabet: int) -> np.ndarray:
+    """Random symbols whose first k are the largest symbol and whose next one is not.
+
+    For ``incr`` (stored least-significant first) that is a number ending in exactly k 9s: adding
+    one carries through exactly k digits. Random numbers almost never carry far, and the shipped
+    ``incr`` once failed on numbers ending in exactly two 9s at 1,000 digits, so k is drawn
+    log-uniformly from 1..size: short carries stay common at any length and long ones appear too.
+    """
+    x = _random(rng, batch, size, alphabet)
+    run = np.minimum(np.exp(rng.uniform(0.0, np.log(size + 1), batch)).astype(np.int64), size)
+    columns = np.arange(size)[None, :]
+    x = np.where(columns < run[:, None], alphabet - 1, x)
+    below_largest = rng.integers(0, alphabet - 1, (batch, 1))  # ends the run where k < size
+    return np.where(columns == run[:, None], below_largest, x)
+
+
 SYMBOL_SUITES: dict[str, SymbolSampler] = {
     "random": _random,
     "constant": _constant,
@@ -56,7 +72,10 @@ SYMBOL_SUITES: dict[str, SymbolSampler] = {
     "largest": _largest,
     "ascending": _ascending,
     "descending": _descending,
+    "carry": _carry,
 }
+GENERIC_SUITES = ("random", "constant", "alternating", "largest", "ascending", "descending")
+"""The suites of every symbol task; ``carry`` only means something for ``incr``."""
 
 
 def _pairs(x: np.ndarray) -> np.ndarray:
@@ -96,7 +115,7 @@ class SequenceTask(Task):
     paired: bool = False
     numeric: bool = False  # written most-significant first by people, stored least-significant first
     min_length: int = 2
-    suites: tuple[str, ...] = tuple(SYMBOL_SUITES)
+    suites: tuple[str, ...] = GENERIC_SUITES
 
     def input_size(self, length: int) -> int:
         """Symbols in an input that fits ``length`` columns."""
