@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from neuralgpu.tasks.arithmetic import STRUCTURED_SUITES, ArithmeticTask
 from neuralgpu.tasks.base import PAD, SYMBOLS, VOCAB_SIZE, Batch, Task, TaskInputError, stable_seed
-from neuralgpu.tasks.sequence import GENERIC_SUITES, SEQUENCE_TRANSFORMS, SequenceTask
+from neuralgpu.tasks.sequence import GENERIC_SUITES, NUMBER_SUITES, SEQUENCE_TRANSFORMS, SequenceTask
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ REGISTRY: dict[str, TaskInfo] = {
         _sequence("sort", 2, "sort bits (counting)", "10110", "00111"),
         _sequence("kvsort", 4, "sort key-value pairs by key, stably", "31022011", "02112031", paired=True),
         _sequence("rev2", 4, "reverse the order of pairs", "310220", "200231", paired=True),
-        _sequence("incr", 10, "add one to a decimal number", "1299", "1300", numeric=True, suites=(*GENERIC_SUITES, "carry")),
+        _sequence("incr", 10, "add one to a decimal number", "1299", "1300", numeric=True, suites=(*GENERIC_SUITES, *NUMBER_SUITES)),
     )
 }
 

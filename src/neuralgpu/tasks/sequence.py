@@ -74,8 +74,10 @@ SYMBOL_SUITES: dict[str, SymbolSampler] = {
     "descending": _descending,
     "carry": _carry,
 }
-GENERIC_SUITES = ("random", "constant", "alternating", "largest", "ascending", "descending")
-"""The suites of every symbol task; ``carry`` only means something for ``incr``."""
+NUMBER_SUITES = ("carry",)
+"""Suites that only mean something for a number (``incr``)."""
+GENERIC_SUITES = tuple(suite for suite in SYMBOL_SUITES if suite not in NUMBER_SUITES)
+"""The suites of every symbol task."""
 
 
 def _pairs(x: np.ndarray) -> np.ndarray:
