@@ -94,6 +94,24 @@ def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(tr
     assert scored >= run_work(EARLY_EXIT_BATCH, long) and scored % (long * long) == 0
 
 
+def test_a_check_gap_runs_a_check_the_share_would_defer(trained_copy):
+    _, trained = trained_copy
+    config = replace(trained.config, long_check_share=0.25, check_gap=500)
+    trainer = Trainer(config, None, progress=False)
+    trainer.model.load_state_dict(trained.model.state_dict())
+    trainer.curriculum.current = config.curriculum.max_length
+    long = trainer.eval_lengths[1]
+    trainer.train_work, trainer.checks.work = 50.0, 50.0  # half the work went to checks: over the share
+    trainer.step, trainer.last_check_step = 1400, 1000  # 400 steps since the last check: wait
+    assert trainer._measure()["long_check"] == "deferred" and trainer.last_check_step == 1000
+    trainer.step = 1500  # 500 steps: overdue, so it runs whatever the share says
+    record = trainer._measure()
+    assert f"eval_seq_error_{long}" in record and "long_check" not in record
+    assert trainer.last_check_step == 1500 and trainer.checks.work > 50.0
+    trainer.step = 1600  # the gap counts from the check that just ran
+    assert trainer._measure()["long_check"] == "deferred"
+
+
 def test_training_counts_its_work_in_column_steps_whatever_the_clock_says():
     trainer = Trainer(build_config("copy", "tiny", seed=0), None, progress=False)
     trainer.curriculum.current = 9

@@ -306,3 +306,5 @@ def test_the_card_command_names_a_reach_samples_the_recipe_does_not_set():
     stricter = Trainer(build_config("copy", "fast", reach_samples=32, time_budget=600), None, progress=False)
     assert stricter.command() == "neuralgpu train --task copy --recipe fast --seed 0 --time-budget 600 --reach-samples 32"
     assert "--reach-samples" not in Trainer(build_config("copy", "fast"), None, progress=False).command()
+    verifying = Trainer(build_config("rev2", "fast", seed=4, reach_confirm_samples=1024, check_gap=500), None, progress=False)
+    assert verifying.command() == "neuralgpu train --task rev2 --recipe fast --seed 4 --reach-confirm-samples 1024 --check-gap 500"

@@ -44,7 +44,19 @@ from neuralgpu.rundir import RunWriter
 from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
 
 # The trainer's scalar state that a resume snapshot carries.
-SCALAR_STATE = ("step", "pull", "lr", "elapsed", "train_work", "train_error", "previous_window_loss", "window_loss", "window_steps", "rollbacks")
+SCALAR_STATE = (
+    "step",
+    "pull",
+    "lr",
+    "elapsed",
+    "train_work",
+    "train_error",
+    "previous_window_loss",
+    "window_loss",
+    "window_steps",
+    "rollbacks",
+    "last_check_step",
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,11 @@ class TrainConfig:
     # column-steps (see run_work), not seconds, so a run stops at the same step on any machine.
     # 1.0: every evaluation checks.
     long_check_share: float = 1.0
+    # A check the share would defer still runs once this many steps have passed since the last
+    # one that ran (0: the share alone decides). After one failed confirmation at the reach length
+    # the share deferred every check of a duplicate run for 19,000 steps, while the decaying
+    # learning rate froze the model: reach comes and goes, and a run that never looks misses it.
+    check_gap: int = 0
     final_suites: Literal["random", "all"] = "all"  # what the release card records
     snapshot_every: int = 200
     device: str = "auto"
@@ -119,6 +136,8 @@ class TrainConfig:
             )
         if self.reach_confirm_samples < 0 or (self.reach_confirm_samples and not self.reach_factor):
             raise ValueError(f"reach_confirm_samples must be >= 0 and needs a reach_factor, got {self.reach_confirm_samples}")
+        if self.check_gap < 0:
+            raise ValueError(f"check_gap must be >= 0 steps, got {self.check_gap}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
 
@@ -228,6 +247,7 @@ class Trainer:
         self.previous_window_loss = math.inf
         self.window_loss, self.window_steps = 0.0, 0
         self.rollbacks = 0
+        self.last_check_step = 0  # the last step whose check at 10x ran (check_gap counts from it)
         self.solved = False
         if resume:
             if run_dir is None:
@@ -408,9 +428,11 @@ class Trainer:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
                 record["tie"] = True
                 return record
-            if not self.checks.affordable(self.train_work):
+            overdue = self.config.check_gap and self.step - self.last_check_step >= self.config.check_gap
+            if not overdue and not self.checks.affordable(self.train_work):
                 record["long_check"] = "deferred"
                 return record
+            self.last_check_step = self.step
             record.update(self.checks(self.model))
         return record
 
@@ -590,6 +612,10 @@ class Trainer:
         recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
         if recipe is not None and recipe.reach_factor and config.reach_samples != recipe.reach_samples:
             words += ["--reach-samples", str(config.reach_samples)]
+        if recipe is not None and recipe.reach_factor and config.reach_confirm_samples != recipe.reach_confirm_samples:
+            words += ["--reach-confirm-samples", str(config.reach_confirm_samples)]
+        if recipe is not None and config.check_gap != recipe.check_gap:
+            words += ["--check-gap", str(config.check_gap)]
         return " ".join(words)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:

@@ -67,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
         "must answer without error before the run counts as solved (default: the recipe's, 8); more catches rarer errors",
     )
     train.add_argument(
+        "--reach-confirm-samples",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="random examples at the reach length a run must also answer without error before it stops as solved "
+        "(default: the recipe's, 64); 1,024 makes the run's last check the full 100x verification",
+    )
+    train.add_argument(
+        "--check-gap",
+        type=non_negative_int,
+        default=None,
+        metavar="STEPS",
+        help="run a check at 10x and beyond at least every STEPS steps once the curriculum is done, even when "
+        "checks have used their share of the run (default: the recipe's, 0 = the share alone decides)",
+    )
+    train.add_argument(
         "--stages",
         type=task_list,
         default=None,
@@ -162,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
     sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
     sweep.add_argument("--reach-samples", type=positive_int, default=None, metavar="N", help="per-run reach check size (see train --reach-samples)")
+    sweep.add_argument(
+        "--reach-confirm-samples", type=non_negative_int, default=None, metavar="N", help="per-run confirmation size (see train)"
+    )
+    sweep.add_argument("--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)")
     sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)

@@ -11,12 +11,13 @@ from neuralgpu.checkpoint import CheckpointError
 from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
 
 
-def refuse_reach_samples_without_a_reach_check(task: str, recipe: str, reach_samples: int | None) -> None:
-    """--reach-samples sizes the recipe's reach check; a recipe without one cannot use it."""
+def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None:
+    """--reach-samples and --reach-confirm-samples size the recipe's reach check; a recipe without one cannot use them."""
     from neuralgpu.recipes import build_config
 
-    if reach_samples and not build_config(task, recipe).reach_factor:
-        raise CommandError(f"recipe {recipe!r} has no reach check: --reach-samples needs one (fast, fast-1d)")
+    given = [flag for flag, value in (("--reach-samples", args.reach_samples), ("--reach-confirm-samples", args.reach_confirm_samples)) if value]
+    if given and not build_config(args.task, args.recipe).reach_factor:
+        raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.recipes import build_config
     from neuralgpu.train import Trainer, resolve_device
 
-    refuse_reach_samples_without_a_reach_check(args.task, args.recipe, args.reach_samples)
+    refuse_reach_options_without_a_reach_check(args)
     config = build_config(
         args.task,
         args.recipe,
@@ -35,6 +36,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         stages=args.stages,
         reach_samples=args.reach_samples,
+        reach_confirm_samples=args.reach_confirm_samples,
+        check_gap=args.check_gap,
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
@@ -63,7 +66,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from neuralgpu.sweep import parse_seeds, run_sweep
 
     seeds = parse_seeds(args.seeds)
-    refuse_reach_samples_without_a_reach_check(args.task, args.recipe, args.reach_samples)  # once, not once a seed
+    refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
     train_args = ["--device", args.device]
     if args.max_steps:
         train_args += ["--max-steps", str(args.max_steps)]
@@ -71,6 +74,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--time-budget", str(args.time_budget)]
     if args.reach_samples:
         train_args += ["--reach-samples", str(args.reach_samples)]
+    if args.reach_confirm_samples is not None:
+        train_args += ["--reach-confirm-samples", str(args.reach_confirm_samples)]
+    if args.check_gap is not None:
+        train_args += ["--check-gap", str(args.check_gap)]
     if args.stages:
         train_args += ["--stages", ",".join(args.stages)]
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
