@@ -91,10 +91,12 @@ def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, r
     assert not any(errors) if clean else errors[-1] > 0 and not any(errors[:-1])
     if reach_confirm and clean:
         assert keys[-1] == f"reach_confirm_seq_error_{reach}_random"
-    # The card records the reach length as well, random inputs on as many as the confirmation.
+    # The card records the reach length as well, random inputs on as many as the confirmation
+    # when the run is solved, as many as the reach check when not.
+    checker.solved = record["solved"]
     samples = {(result.length, result.suite): result.samples for result in checker.final_evaluation()}
     assert {length for length, _ in samples} == {config.curriculum.max_length, long, reach}
-    assert samples[reach, "random"] == max(8, reach_confirm) and samples[reach, suites[-1]] == 8
+    assert samples[reach, "random"] == (max(8, reach_confirm) if clean else 8) and samples[reach, suites[-1]] == 8
 
 
 def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_again(trained_copy, monkeypatch):
