@@ -613,12 +613,12 @@ class Trainer:
         from neuralgpu.recipes import RECIPES  # recipes build on this module's TrainConfig
 
         recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
-        if recipe is not None and recipe.reach_factor and config.reach_samples != recipe.reach_samples:
-            words += ["--reach-samples", str(config.reach_samples)]
-        if recipe is not None and recipe.reach_factor and config.reach_confirm_samples != recipe.reach_confirm_samples:
-            words += ["--reach-confirm-samples", str(config.reach_confirm_samples)]
-        if recipe is not None and config.check_gap != recipe.check_gap:
-            words += ["--check-gap", str(config.check_gap)]
+        # The flags that override a recipe's field (the reach ones only where the recipe has a reach check).
+        overrides = (("reach_samples", "--reach-samples", True), ("reach_confirm_samples", "--reach-confirm-samples", True), ("check_gap", "--check-gap", False))
+        for name, flag, needs_reach in overrides:
+            value = getattr(config, name)
+            if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
+                words += [flag, str(value)]
         return " ".join(words)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:
