@@ -122,9 +122,24 @@ def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
     main(["sweep", "--task", "copy", "--seeds", "0", "--reach-confirm-samples", "256", "--check-gap", "400", "--out", str(tmp_path / "gap")])
     args = seen["train_args"]
     assert args[args.index("--reach-confirm-samples") + 1] == "256" and args[args.index("--check-gap") + 1] == "400"
+    assert "--compile" not in args
+    main(["sweep", "--task", "copy", "--seeds", "0", "--compile", "--device", "cpu", "--out", str(tmp_path / "compiled")])
+    assert "--compile" in seen["train_args"]
     # A recipe without a reach check is refused once, before any run starts.
     seen.clear()
     capsys.readouterr()
     paper = ["sweep", "--task", "copy", "--recipe", "paper", "--seeds", "0-1", "--reach-samples", "24", "--out", str(tmp_path / "paper")]
     assert main(paper) == 2
     assert "has no reach check" in capsys.readouterr().err and not seen
+
+
+def test_compile_without_a_cpu_compiler_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    for argv in (
+        ["train", "--task", "copy", "--recipe", "tiny", "--device", "cpu", "--compile", "--run-dir", str(tmp_path / "run")],
+        ["bench", "--recipe", "tiny", "--device", "cpu", "--compile"],
+    ):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert "needs a C++ compiler" in error and "drop --compile" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

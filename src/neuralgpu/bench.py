@@ -27,6 +27,8 @@ from neuralgpu.reference import reference_forward
 from neuralgpu.tasks import get_task
 from neuralgpu.train import resolve_device
 
+OURS, COMPILED, REFERENCE = "neuralgpu", "neuralgpu compiled", "eager reference"
+
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -57,9 +59,11 @@ def median_ms(run: Callable[[], None], device: torch.device, repeats: int, warmu
     return statistics.median(times)
 
 
-def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0):
+def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0, compiled: bool = False):
     torch.manual_seed(seed)
     model = NeuralGPU(config).to(device)
+    if compiled:
+        model.compile_cells()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     data = get_task(task).sample(batch, length, np.random.default_rng(seed))
     tensors = [torch.from_numpy(array).to(device) for array in (data.inputs, data.targets, data.mask)]
@@ -106,16 +110,26 @@ def _cpu_peak_child(config: ModelConfig, task: str, length: int, batch: int, ref
     queue.put(_peak_resident_mb() - before)
 
 
-def peak_memory_mb(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, reference: bool) -> float:
-    """Extra memory one training step needs beyond the model, optimizer and data."""
+def peak_memory_mb(
+    config: ModelConfig, task: str, length: int, batch: int, device: torch.device, reference: bool, compiled: bool = False
+) -> float:
+    """Extra memory one training step needs beyond the model, optimizer and data.
+
+    Not measured (nan) for the compiled model on a CPU: the resident set there would count the
+    compiler's own memory, which the first step spends.
+    """
     if device.type == "cuda":
-        model, optimizer, tensors = _setup(config, task, length, batch, device)
+        model, optimizer, tensors = _setup(config, task, length, batch, device, compiled=compiled)
+        if compiled:
+            _train_step(model, optimizer, tensors, reference)  # compile first: the peak is the step's
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         _train_step(model, optimizer, tensors, reference)
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    if compiled:
+        return float("nan")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_cpu_peak_child, args=(config, task, length, batch, reference, queue))
@@ -134,40 +148,54 @@ def run_bench(
     checkpoint_steps: bool = False,
     reference: bool = True,
     memory: bool = True,
+    compiled: bool = False,
 ) -> list[BenchResult]:
-    """Results for our model and (unless ``reference`` is False) the plain eager reference."""
+    """Results for our model, our model compiled (if ``compiled``) and the plain eager reference
+    (unless ``reference`` is False), in that order; every one starts from the same weights."""
     torch_device = resolve_device(device)
     config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
-    model, optimizer, tensors = _setup(config, task, length, batch, torch_device)
+    variants = [(OURS, False, False)] + ([(COMPILED, False, True)] if compiled else []) + ([(REFERENCE, True, False)] if reference else [])
     results = []
-    for name, is_reference in [("neuralgpu", False)] + ([("eager reference", True)] if reference else []):
+    for name, is_reference, is_compiled in variants:
+        model, optimizer, tensors = _setup(config, task, length, batch, torch_device, compiled=is_compiled)
         train_ms = median_ms(partial(_train_step, model, optimizer, tensors, is_reference), torch_device, repeats)
         infer_ms = median_ms(partial(_inference, model, tensors, is_reference), torch_device, repeats)
-        peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference) if memory else float("nan")
+        peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference, is_compiled) if memory else float("nan")
         results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms, 2), round(infer_ms, 2), round(peak, 1)))
     return results
 
 
 def format_bench(results: list[BenchResult]) -> str:
-    header = f"{'implementation':<16} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'peak MB':>8}"
+    header = f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'peak MB':>8}"
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.implementation:<16} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} {r.peak_mem_mb:>8.1f}"
+            f"{r.implementation:<18} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} {r.peak_mem_mb:>8.1f}"
         )
-    if len(results) == 2:
-        ours, reference = results
+    reference = _named(results, REFERENCE)
+    for fast in (r for r in results if r.implementation != REFERENCE and reference is not None):
         lines.append(
-            f"speed-up over the eager reference: training x{reference.train_step_ms / ours.train_step_ms:.2f}, "
-            f"inference x{reference.infer_ms / ours.infer_ms:.2f}"
+            f"speed-up of {fast.implementation} over the eager reference: training x{reference.train_step_ms / fast.train_step_ms:.2f}, "
+            f"inference x{reference.infer_ms / fast.infer_ms:.2f}"
         )
     return "\n".join(lines)
 
 
+def _named(results: list[BenchResult], implementation: str) -> BenchResult | None:
+    return next((r for r in results if r.implementation == implementation), None)
+
+
 def results_json(results: list[BenchResult]) -> dict:
+    """Our model's figures at the top level; ``compiled`` and ``reference`` beside them when timed."""
     ours = asdict(results[0])
-    if len(results) == 2:
-        ours["reference"] = asdict(results[1])
-        ours["train_speedup"] = results[1].train_step_ms / results[0].train_step_ms
-        ours["infer_speedup"] = results[1].infer_ms / results[0].infer_ms
+    reference, compiled = _named(results, REFERENCE), _named(results, COMPILED)
+    if compiled is not None:
+        ours["compiled"] = asdict(compiled)
+    if reference is not None:
+        ours["reference"] = asdict(reference)
+        ours["train_speedup"] = reference.train_step_ms / results[0].train_step_ms
+        ours["infer_speedup"] = reference.infer_ms / results[0].infer_ms
+        if compiled is not None:
+            ours["compiled_train_speedup"] = reference.train_step_ms / compiled.train_step_ms
+            ours["compiled_infer_speedup"] = reference.infer_ms / compiled.infer_ms
     return ours

@@ -117,6 +117,9 @@ class TrainConfig:
     final_suites: Literal["random", "all"] = "all"  # what the release card records
     snapshot_every: int = 200
     device: str = "auto"
+    # Run the CGRUs through torch.compile (NeuralGPU.compile_cells): the same training up to float
+    # rounding, faster (README: Speed), but not bit for bit the eager run a shipped card records.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_steps < 0 or self.lr <= 0:
@@ -228,7 +231,7 @@ class Trainer:
         if config.model.checkpoint_steps and self.device.type == "cpu":
             release_large_blocks()
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.model = NeuralGPU(config.model).to(self.device)
+        self.model = self._build_model(config.model)
         self.optimizer = self._make_optimizer()
         self.rng = np.random.default_rng(config.seed)  # the data: each rank its own
         self.length_rng = np.random.default_rng(stable_seed("lengths", config.seed))  # shared by all ranks
@@ -303,6 +306,12 @@ class Trainer:
 
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=device_ids)
+
+    def _build_model(self, model_config: ModelConfig) -> NeuralGPU:
+        model = NeuralGPU(model_config).to(self.device)
+        if self.config.compile:
+            model.compile_cells()
+        return model
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if self.config.optimizer == "adamax":
@@ -461,7 +470,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         model_config = model_config_from_dict(state["model_config"])
         if model_config.copies != self.model.config.copies:
-            self.model = NeuralGPU(model_config).to(self.device)
+            self.model = self._build_model(model_config)
             self.optimizer = self._make_optimizer()
             self.network = self._wrap()
         self.model.load_state_dict(state["model"])
@@ -619,6 +628,8 @@ class Trainer:
             value = getattr(config, name)
             if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
                 words += [flag, str(value)]
+        if config.compile:
+            words.append("--compile")
         return " ".join(words)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:

@@ -9,6 +9,11 @@ from neuralgpu.cli.arguments import device_choice, length_list, non_negative_int
 from neuralgpu.cli.training import cmd_bench, cmd_plot, cmd_report, cmd_sweep, cmd_train
 from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solve, cmd_tasks
 
+COMPILE_HELP = (
+    "run the CGRUs through torch.compile: faster steps (on a CPU it needs a C++ compiler such as g++; the first step "
+    "at each new width compiles for seconds), the same training up to float rounding, so not bit for bit the eager run"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from neuralgpu import __version__
@@ -91,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(a curriculum across bases: --task add --stages badd,qadd)",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
+    train.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("eval", help="sequence and digit error of a model on frozen evaluation sets")
@@ -129,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=positive_int, default=5, help="timed repeats; the median is reported (default 5)")
     bench.add_argument("--checkpoint-steps", action="store_true", help="recompute steps in backward (memory ~sqrt(n) states)")
     bench.add_argument("--no-reference", action="store_true", help="skip the eager reference (it is slow at long lengths)")
+    bench.add_argument("--compile", action="store_true", help="also time our model with its CGRUs run through torch.compile")
     bench.add_argument("--json", action="store_true", help="one JSON object: train_step_ms, infer_ms, peak_mem_mb, ...")
     bench.set_defaults(run=cmd_bench)
 
@@ -181,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--reach-confirm-samples", type=non_negative_int, default=None, metavar="N", help="per-run confirmation size (see train)"
     )
+    sweep.add_argument("--compile", action="store_true", help="every run with --compile (see train --compile)")
     sweep.add_argument("--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)")
     sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +22,17 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
 
 
+def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
+    """torch.compile builds C++ kernels on a CPU; without a compiler it fails deep inside the first step."""
+    if not args.compile or args.device == "cuda":
+        return
+    import torch
+
+    on_cpu = args.device == "cpu" or not torch.cuda.is_available()
+    if on_cpu and not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
+        raise CommandError("--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu import distributed
     from neuralgpu.evaluate import format_table
@@ -27,6 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.train import Trainer, resolve_device
 
     refuse_reach_options_without_a_reach_check(args)
+    refuse_compile_without_a_compiler(args)
     config = build_config(
         args.task,
         args.recipe,
@@ -38,6 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         reach_samples=args.reach_samples,
         reach_confirm_samples=args.reach_confirm_samples,
         check_gap=args.check_gap,
+        compile=args.compile or None,
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
@@ -67,6 +82,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     seeds = parse_seeds(args.seeds)
     refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
+    refuse_compile_without_a_compiler(args)
     train_args = ["--device", args.device]
     if args.max_steps:
         train_args += ["--max-steps", str(args.max_steps)]
@@ -80,6 +96,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--check-gap", str(args.check_gap)]
     if args.stages:
         train_args += ["--stages", ",".join(args.stages)]
+    if args.compile:
+        train_args.append("--compile")
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     print(f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr)
     failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
@@ -126,8 +144,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from neuralgpu.bench import format_bench, results_json, run_bench
 
+    refuse_compile_without_a_compiler(args)
     results = run_bench(
-        args.recipe, args.task, args.length, args.batch, args.device, args.repeats, args.checkpoint_steps, not args.no_reference
+        args.recipe, args.task, args.length, args.batch, args.device, args.repeats, args.checkpoint_steps, not args.no_reference, compiled=args.compile
     )
     print(json.dumps(results_json(results)) if args.json else format_bench(results))
     return 0
