@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from neuralgpu.bench import run_bench
 from neuralgpu.cli import main
@@ -41,6 +42,8 @@ def test_checkpointed_training_forward_matches_with_dropout():
 
 @pytest.mark.parametrize("options", [{"copies": 2}, {"gate": "hard", "diagonal_gates": True, "height": 1, "kernel_height": 1, "layers_per_step": 1}])
 def test_compiled_cells_match_the_eager_model_in_training(options):
+    torch._dynamo.reset()  # forget kernels compiled by other tests: this one counts its own
+    graphs_before = counters["stats"]["unique_graphs"]
     torch.manual_seed(0)
     eager = NeuralGPU(ModelConfig(channels=12, **options)).train()
     compiled = NeuralGPU(eager.config).train()
@@ -62,6 +65,8 @@ def test_compiled_cells_match_the_eager_model_in_training(options):
         for name, grad in eager_grads.items():
             torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
     assert compiled.cell is not eager.cell
+    # One kernel for both widths: before channels-last was forced, every new width recompiled.
+    assert counters["stats"]["unique_graphs"] - graphs_before == 1
 
 
 def test_bench_reports_both_implementations(capsys):
