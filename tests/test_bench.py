@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from neuralgpu.bench import run_bench
+from neuralgpu.bench import interleaved_medians, run_bench
 from neuralgpu.cli import main
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.reference import reference_forward
@@ -86,3 +86,11 @@ def test_bench_times_the_compiled_model_beside_the_others(capsys):
     assert record["compiled"]["implementation"] == "neuralgpu compiled"
     assert record["compiled"]["train_step_ms"] > 0 and record["compiled_train_speedup"] > 0
     assert record["reference"]["implementation"] == "eager reference"
+
+
+def test_implementations_are_timed_in_turns():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("ours", "reference")}
+    medians = interleaved_medians(runs, torch.device("cpu"), repeats=3, warmup=1)
+    assert calls == ["ours", "reference"] + ["ours", "reference"] * 3  # warm-up, then one of each per turn
+    assert set(medians) == {"ours", "reference"} and all(ms >= 0 for ms in medians.values())

@@ -1,8 +1,8 @@
 """Speed and memory of a training step and of inference, ours beside the plain eager reference.
 
 Both implementations run in the same process on the same parameters and inputs, so the ratio is
-measured side by side. Times are medians over repeats after warm-up; on CUDA every timing waits
-for the device. Peak memory is the CUDA allocator's peak on a GPU, and on the CPU the growth of
+measured side by side. Times are medians over repeats after warm-up, the implementations timed in
+turns; on CUDA every timing waits for the device. Peak memory is the CUDA allocator's peak on a GPU, and on the CPU the growth of
 the peak resident set of a fresh child process that runs one training step.
 """
 
@@ -46,17 +46,21 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(run: Callable[[], None], device: torch.device, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        run()
+def interleaved_medians(runs: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median milliseconds of each run, timed in turns: repeat r times every run once, so a noisy
+    neighbour on a shared machine slows all of them alike and their ratios hold."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
     _synchronize(device)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        _synchronize(device)
-        times.append((time.perf_counter() - started) * 1e3)
-    return statistics.median(times)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            _synchronize(device)
+            times[name].append((time.perf_counter() - started) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0, compiled: bool = False):
@@ -155,13 +159,17 @@ def run_bench(
     torch_device = resolve_device(device)
     config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
     variants = [(OURS, False, False)] + ([(COMPILED, False, True)] if compiled else []) + ([(REFERENCE, True, False)] if reference else [])
-    results = []
+    train_runs, infer_runs = {}, {}
     for name, is_reference, is_compiled in variants:
         model, optimizer, tensors = _setup(config, task, length, batch, torch_device, compiled=is_compiled)
-        train_ms = median_ms(partial(_train_step, model, optimizer, tensors, is_reference), torch_device, repeats)
-        infer_ms = median_ms(partial(_inference, model, tensors, is_reference), torch_device, repeats)
+        train_runs[name] = partial(_train_step, model, optimizer, tensors, is_reference)
+        infer_runs[name] = partial(_inference, model, tensors, is_reference)
+    train_ms = interleaved_medians(train_runs, torch_device, repeats)
+    infer_ms = interleaved_medians(infer_runs, torch_device, repeats)
+    results = []
+    for name, is_reference, is_compiled in variants:
         peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference, is_compiled) if memory else float("nan")
-        results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms, 2), round(infer_ms, 2), round(peak, 1)))
+        results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms[name], 2), round(infer_ms[name], 2), round(peak, 1)))
     return results
 
 
