@@ -102,12 +102,12 @@ def test_a_check_gap_runs_a_check_the_share_would_defer(trained_copy):
     trainer.curriculum.current = config.curriculum.max_length
     long = trainer.eval_lengths[1]
     trainer.train_work, trainer.checks.work = 50.0, 50.0  # half the work went to checks: over the share
-    trainer.step, trainer.last_check_step = 1400, 1000  # 400 steps since the last check: wait
-    assert trainer._measure()["long_check"] == "deferred" and trainer.last_check_step == 1000
+    trainer.step, trainer.checks.last_step = 1400, 1000  # 400 steps since the last check: wait
+    assert trainer._measure()["long_check"] == "deferred" and trainer.checks.last_step == 1000
     trainer.step = 1500  # 500 steps: overdue, so it runs whatever the share says
     record = trainer._measure()
     assert f"eval_seq_error_{long}" in record and "long_check" not in record
-    assert trainer.last_check_step == 1500 and trainer.checks.work > 50.0
+    assert trainer.checks.last_step == 1500 and trainer.checks.work > 50.0
     trainer.step = 1600  # the gap counts from the check that just ran
     assert trainer._measure()["long_check"] == "deferred"
 

@@ -236,10 +236,10 @@ def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     """The suite that failed last goes first at the next check, which changes how much of it runs
     and so when long_check_share defers one: a resumed run must carry both, or it could stop elsewhere."""
     trainer = small_trainer(tmp_path)
-    trainer.checks.failing_suite, trainer.checks.work = "carry", 1234.0
+    trainer.checks.failing_suite, trainer.checks.work, trainer.checks.last_step = "carry", 1234.0, 600
     trainer.save_snapshot()
     resumed = Trainer(trainer.config, tmp_path, resume=True, progress=False)
-    assert (resumed.checks.failing_suite, resumed.checks.work) == ("carry", 1234.0)
+    assert (resumed.checks.failing_suite, resumed.checks.work, resumed.checks.last_step) == ("carry", 1234.0, 600)
     resumed.checks.failing_suite = "zeros"
     resumed.rollback()  # back to the last snapshot, suite order included
     assert resumed.checks.failing_suite == "carry"
@@ -248,6 +248,11 @@ def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     older["check_work"] = older.pop("checks")["work"]
     save_snapshot(tmp_path / SNAPSHOT_NAME, older)
     assert Trainer(trainer.config, tmp_path, resume=True, progress=False).checks.work == 1234.0
+    # One written while the trainer kept the last check's step (check_gap) resumes with it too.
+    gapped = load_snapshot(tmp_path / SNAPSHOT_NAME)
+    gapped["checks"], gapped["last_check_step"] = {"work": 1234.0, "failing_suite": "carry"}, 600
+    save_snapshot(tmp_path / SNAPSHOT_NAME, gapped)
+    assert Trainer(trainer.config, tmp_path, resume=True, progress=False).checks.last_step == 600
 
 
 def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):

@@ -38,6 +38,7 @@ class SolvedCheck:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.work = 0.0  # column-steps the checks have scored, over the whole run
+        self.last_step = 0  # the step of the last check that ran: config.check_gap counts from it
         # Which structured suite failed the last check; tried first at the next one. It never
         # changes a check's verdict, but it changes how much of the check runs, and so the work
         # counted toward long_check_share: it is in the snapshot, or a resumed run could stop elsewhere.
@@ -67,13 +68,20 @@ class SolvedCheck:
         """Have the checks so far taken no more than their share of the run's work?"""
         return self.work <= self.config.long_check_share * (train_work + self.work)
 
-    def __call__(self, model: NeuralGPU) -> dict[str, Any]:
+    def due(self, step: int, train_work: float) -> bool:
+        """Should a check run at ``step``? While the checks are within their share, yes; beyond it,
+        once ``check_gap`` steps (when set) have passed since the last one that ran."""
+        gap = self.config.check_gap
+        return self.affordable(train_work) or bool(gap and step - self.last_step >= gap)
+
+    def __call__(self, model: NeuralGPU, step: int = 0) -> dict[str, Any]:
         """Is ``model`` error-free at 10x, and at the reach length when there is one? Random inputs
         at 10x, random at the reach length, every structured suite at 10x, then at the reach
         length, then the confirmations on more examples (at 10x, then on random inputs at the reach
         length): the cheapest verdicts first, and the whole check stops at its first error."""
         config, long, reach = self.config, self.long, self.reach
         self.clean = {}
+        self.last_step = step
         record: dict[str, Any] = {}
         long_result = self._part(model, long, "random", config.long_eval_samples)
         record[f"eval_seq_error_{long}"] = long_result.sequence_error
@@ -134,8 +142,9 @@ class SolvedCheck:
         return result
 
     def state_dict(self) -> dict[str, Any]:
-        return {"work": self.work, "failing_suite": self.failing_suite}
+        return {"work": self.work, "failing_suite": self.failing_suite, "last_step": self.last_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.work = float(state["work"])
         self.failing_suite = state.get("failing_suite")
+        self.last_step = int(state.get("last_step", 0))

@@ -55,7 +55,6 @@ SCALAR_STATE = (
     "window_loss",
     "window_steps",
     "rollbacks",
-    "last_check_step",
 )
 
 
@@ -250,7 +249,6 @@ class Trainer:
         self.previous_window_loss = math.inf
         self.window_loss, self.window_steps = 0.0, 0
         self.rollbacks = 0
-        self.last_check_step = 0  # the last step whose check at 10x ran (check_gap counts from it)
         self.solved = False
         if resume:
             if run_dir is None:
@@ -437,12 +435,10 @@ class Trainer:
             if not self.model.tied:  # a solved curriculum needs no more relaxation
                 record["tie"] = True
                 return record
-            overdue = self.config.check_gap and self.step - self.last_check_step >= self.config.check_gap
-            if not overdue and not self.checks.affordable(self.train_work):
+            if not self.checks.due(self.step, self.train_work):
                 record["long_check"] = "deferred"
                 return record
-            self.last_check_step = self.step
-            record.update(self.checks(self.model))
+            record.update(self.checks(self.model, self.step))
         return record
 
     # --- state ----------------------------------------------------------------------------
@@ -480,7 +476,9 @@ class Trainer:
             raise ValueError(f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages")
         self._enter_stage(stage)
         # A snapshot from before the checks had their own state counted their work in check_work.
-        self.checks.load_state_dict(state.get("checks", {"work": state.get("check_work", 0.0)}))
+        # Older snapshots: the checks' work at the top level, and the last check's step beside it.
+        checks = state.get("checks", {"work": state.get("check_work", 0.0)})
+        self.checks.load_state_dict({"last_step": state.get("last_check_step", 0), **checks})
         self.curriculum.load_state_dict(state["curriculum"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.length_rng.bit_generator.state = state["length_rng"]
