@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--time-budget", type=positive_float, default=None, help="training seconds per run")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="training steps per run")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--compile", action="store_true", help="train every run with --compile (torch.compile'd CGRUs)")
     parser.add_argument("--lengths", type=length_list, default=[], help="extra evaluation widths, e.g. 401,4001")
     parser.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the runs (one folder per recipe)")
@@ -46,6 +47,8 @@ def main() -> int:
         train_args += ["--time-budget", str(args.time_budget)]
     if args.max_steps:
         train_args += ["--max-steps", str(args.max_steps)]
+    if args.compile:
+        train_args.append("--compile")
     for recipe in recipes:
         out = args.out / recipe
         run_sweep(args.task, recipe, parse_seeds(args.seeds), out, args.parallel, train_args)

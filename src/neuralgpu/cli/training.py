@@ -88,7 +88,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--max-steps", str(args.max_steps)]
     if args.time_budget:
         train_args += ["--time-budget", str(args.time_budget)]
-    if args.reach_samples:
+    if args.reach_samples is not None:
         train_args += ["--reach-samples", str(args.reach_samples)]
     if args.reach_confirm_samples is not None:
         train_args += ["--reach-confirm-samples", str(args.reach_confirm_samples)]
