@@ -2,8 +2,9 @@
 
 Both implementations run in the same process on the same parameters and inputs, so the ratio is
 measured side by side. Times are medians over repeats after warm-up, the implementations timed in
-turns; on CUDA every timing waits for the device. Peak memory is the CUDA allocator's peak on a GPU, and on the CPU the growth of
-the peak resident set of a fresh child process that runs one training step.
+turns; on CUDA every timing waits for the device. Peak memory is the CUDA allocator's peak on a
+GPU, and on the CPU the growth of the peak resident set of a fresh child process that runs one
+training step.
 """
 
 from __future__ import annotations
@@ -181,11 +182,12 @@ def format_bench(results: list[BenchResult]) -> str:
             f"{r.implementation:<18} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} {r.peak_mem_mb:>8.1f}"
         )
     reference = _named(results, REFERENCE)
-    for fast in (r for r in results if r.implementation != REFERENCE and reference is not None):
-        lines.append(
-            f"speed-up of {fast.implementation} over the eager reference: training x{reference.train_step_ms / fast.train_step_ms:.2f}, "
-            f"inference x{reference.infer_ms / fast.infer_ms:.2f}"
-        )
+    for fast in results if reference is not None else []:
+        if fast is not reference:
+            lines.append(
+                f"speed-up of {fast.implementation} over the eager reference: training x{reference.train_step_ms / fast.train_step_ms:.2f}, "
+                f"inference x{reference.infer_ms / fast.infer_ms:.2f}"
+            )
     return "\n".join(lines)
 
 

@@ -180,12 +180,14 @@ class NeuralGPU(nn.Module):
         """Run every CGRU through ``torch.compile`` (Inductor): its pointwise work fused into a few
         kernels around the two convolutions, on a CPU as on a GPU. Same results up to float rounding
         (tests: 1e-5); the first call compiles (seconds), and one dynamic kernel then serves every
-        width from 3 up (a few more cover widths 1-2, small batches and inference). Opt-in (``--compile``), because the eager path is the one every
-        shipped model's training command reproduces bit for bit.
+        width from 3 up (a few more cover widths 1-2, small batches and inference). Opt-in
+        (``--compile``), because the eager path is the one every shipped model's training command
+        reproduces bit for bit.
         """
         # Channels-last everywhere (as the eager model keeps its state): without it Inductor's
         # convolution-backward lowering fixes the strides, hence the width, and every new width of
-        # the curriculum recompiled until torch fell back to eager after 8; with it, one kernel serves all widths.
+        # the curriculum recompiled until torch fell back to eager after 8; with it, one kernel
+        # serves all widths.
         self.cell = torch.compile(cgru_cell, mode=mode, dynamic=True, options={"force_layout_optimization": True})
         # Widths 1 and 2, batches of 1 (long evaluation), and grad or no grad each get a kernel of
         # their own: more than torch's default limit of 8 before it silently falls back to eager.

@@ -11,7 +11,7 @@ from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solv
 
 COMPILE_HELP = (
     "run the CGRUs through torch.compile: faster steps (on a CPU it needs a C++ compiler such as g++; the first step "
-    "at each new width compiles for seconds), the same training up to float rounding, so not bit for bit the eager run"
+    "compiles for seconds), the same training up to float rounding, so not bit for bit the eager run"
 )
 
 

@@ -24,12 +24,11 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
 
 def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
     """torch.compile builds C++ kernels on a CPU; without a compiler it fails deep inside the first step."""
-    if not args.compile or args.device == "cuda":
-        return
-    import torch
+    from neuralgpu.train import resolve_device
 
-    on_cpu = args.device == "cpu" or not torch.cuda.is_available()
-    if on_cpu and not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
+    if not args.compile or resolve_device(args.device).type != "cpu":
+        return
+    if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
         raise CommandError("--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile")
 
 
