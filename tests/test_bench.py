@@ -5,10 +5,13 @@ import json
 import pytest
 import torch
 from torch._dynamo.utils import counters
+from torch.utils.flop_counter import FlopCounterMode
 
 from neuralgpu.bench import interleaved_medians, run_bench
 from neuralgpu.cli import main
+from neuralgpu.flops import dense_matmul_tflops, inference_flops
 from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.recipes import build_config
 from neuralgpu.reference import reference_forward
 
 
@@ -77,6 +80,35 @@ def test_bench_reports_both_implementations(capsys):
     record = json.loads(capsys.readouterr().out)
     assert {"train_step_ms", "infer_ms", "peak_mem_mb", "device", "length", "batch", "train_speedup"} <= set(record)
     assert record["peak_mem_mb"] > 0 and record["reference"]["peak_mem_mb"] > 0
+
+
+@pytest.mark.parametrize("options", [{}, {"channels": 96, "height": 1, "kernel_height": 1, "layers_per_step": 1, "copies": 1, "diagonal_gates": True}])
+def test_inference_flops_are_what_torch_counts(options):
+    config = ModelConfig(**options)
+    model = NeuralGPU(config).eval()
+    tokens = torch.randint(1, 13, (3, 11))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(tokens)
+    assert inference_flops(config, batch=3, width=11) == counter.get_total_flops() > 0
+
+
+def test_bench_sets_long_inference_against_the_dense_rate(capsys):
+    argv = ["bench", "--recipe", "tiny", "--task", "copy", "--length", "6", "--batch", "4", "--repeats", "1", "--no-reference"]
+    assert main([*argv, "--infer-length", "15", "--infer-batch", "2", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["length"], record["batch"], record["infer_length"], record["infer_batch"]) == (6, 4, 15, 2)
+    config = build_config("copy", "tiny").model
+    assert record["infer_tflops"] == pytest.approx(inference_flops(config, batch=2, width=15) / record["infer_ms"] / 1e9, rel=0.01)
+    assert record["dense_tflops"] > 0
+    assert record["infer_dense_share"] == pytest.approx(record["infer_tflops"] / record["dense_tflops"])
+    assert main([*argv, "--infer-length", "15"]) == 0
+    table = capsys.readouterr().out
+    assert "inference ran at length 15, batch 4" in table and "TFLOP/s" in table
+
+
+def test_dense_rate_is_a_positive_measurement():
+    assert 0 < dense_matmul_tflops(torch.device("cpu"), size=128, repeats=2) < 100
 
 
 def test_bench_times_the_compiled_model_beside_the_others(capsys):

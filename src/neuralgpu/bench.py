@@ -2,7 +2,9 @@
 
 Both implementations run in the same process on the same parameters and inputs, so the ratio is
 measured side by side. Times are medians over repeats after warm-up, the implementations timed in
-turns; on CUDA every timing waits for the device. Peak memory is the CUDA allocator's peak on a
+turns; on CUDA every timing waits for the device. Inference may run at its own length and batch
+(the issue's GPU question is a long, wide one: length 4,001), and its achieved TFLOP/s is set
+against this device's measured dense rate (``flops.py``). Peak memory is the CUDA allocator's peak on a
 GPU, and on the CPU the growth of the peak resident set of a fresh child process that runs one
 training step.
 """
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuralgpu.flops import inference_flops, synchronize
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
@@ -40,11 +43,9 @@ class BenchResult:
     train_step_ms: float
     infer_ms: float
     peak_mem_mb: float
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    infer_length: int
+    infer_batch: int
+    infer_tflops: float  # the model's inference_flops over infer_ms
 
 
 def interleaved_medians(runs: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -53,13 +54,13 @@ def interleaved_medians(runs: dict[str, Callable[[], None]], device: torch.devic
     for run in runs.values():
         for _ in range(warmup):
             run()
-    _synchronize(device)
+    synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             started = time.perf_counter()
             run()
-            _synchronize(device)
+            synchronize(device)
             times[name].append((time.perf_counter() - started) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -70,9 +71,13 @@ def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torc
     if compiled:
         model.compile_cells()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    return model, optimizer, _tensors(task, length, batch, device, seed)
+
+
+def _tensors(task: str, length: int, batch: int, device: torch.device, seed: int = 0) -> list[torch.Tensor]:
+    """Inputs, targets and mask of a random batch; the model's width is the inputs' second dimension."""
     data = get_task(task).sample(batch, length, np.random.default_rng(seed))
-    tensors = [torch.from_numpy(array).to(device) for array in (data.inputs, data.targets, data.mask)]
-    return model, optimizer, tensors
+    return [torch.from_numpy(array).to(device) for array in (data.inputs, data.targets, data.mask)]
 
 
 def _train_step(model: NeuralGPU, optimizer: torch.optim.Optimizer, tensors, reference: bool) -> None:
@@ -154,33 +159,52 @@ def run_bench(
     reference: bool = True,
     memory: bool = True,
     compiled: bool = False,
+    infer_length: int | None = None,
+    infer_batch: int | None = None,
 ) -> list[BenchResult]:
     """Results for our model, our model compiled (if ``compiled``) and the plain eager reference
-    (unless ``reference`` is False), in that order; every one starts from the same weights."""
+    (unless ``reference`` is False), in that order; every one starts from the same weights.
+    Training runs at ``length`` and ``batch``, inference at ``infer_length`` and ``infer_batch``
+    (default: the same)."""
     torch_device = resolve_device(device)
     config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
     variants = [(OURS, False, False)] + ([(COMPILED, False, True)] if compiled else []) + ([(REFERENCE, True, False)] if reference else [])
+    infer_length, infer_batch = infer_length or length, infer_batch or batch
+    infer_tensors = _tensors(task, infer_length, infer_batch, torch_device)
     train_runs, infer_runs = {}, {}
     for name, is_reference, is_compiled in variants:
         model, optimizer, tensors = _setup(config, task, length, batch, torch_device, compiled=is_compiled)
         train_runs[name] = partial(_train_step, model, optimizer, tensors, is_reference)
-        infer_runs[name] = partial(_inference, model, tensors, is_reference)
+        infer_runs[name] = partial(_inference, model, infer_tensors, is_reference)
     train_ms = interleaved_medians(train_runs, torch_device, repeats)
     infer_ms = interleaved_medians(infer_runs, torch_device, repeats)
+    flops = inference_flops(config, batch=infer_tensors[0].shape[0], width=infer_tensors[0].shape[1])
     results = []
     for name, is_reference, is_compiled in variants:
         peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference, is_compiled) if memory else float("nan")
-        results.append(BenchResult(name, str(torch_device), length, batch, round(train_ms[name], 2), round(infer_ms[name], 2), round(peak, 1)))
+        tflops = flops / (infer_ms[name] / 1e3) / 1e12
+        results.append(
+            BenchResult(
+                name, str(torch_device), length, batch, round(train_ms[name], 2), round(infer_ms[name], 2), round(peak, 1), infer_length, infer_batch, tflops
+            )
+        )
     return results
 
 
-def format_bench(results: list[BenchResult]) -> str:
-    header = f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'peak MB':>8}"
+def format_bench(results: list[BenchResult], dense_tflops: float | None = None) -> str:
+    """The table, the speed-ups over the reference, and inference's share of the dense rate."""
+    header = (
+        f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'infer TFLOP/s':>13} {'peak MB':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.implementation:<18} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} {r.peak_mem_mb:>8.1f}"
+            f"{r.implementation:<18} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} "
+            f"{r.infer_tflops:>13.4f} {r.peak_mem_mb:>8.1f}"
         )
+    first = results[0]
+    if (first.infer_length, first.infer_batch) != (first.length, first.batch):
+        lines.append(f"inference ran at length {first.infer_length}, batch {first.infer_batch}")
     reference = _named(results, REFERENCE)
     for fast in results if reference is not None else []:
         if fast is not reference:
@@ -188,6 +212,12 @@ def format_bench(results: list[BenchResult]) -> str:
                 f"speed-up of {fast.implementation} over the eager reference: training x{reference.train_step_ms / fast.train_step_ms:.2f}, "
                 f"inference x{reference.infer_ms / fast.infer_ms:.2f}"
             )
+    if dense_tflops is not None:
+        best = max(results, key=lambda r: r.infer_tflops)
+        lines.append(
+            f"dense float32 matrix product on this device: {dense_tflops:.4f} TFLOP/s; "
+            f"inference ({best.implementation}) reached {best.infer_tflops / dense_tflops:.1%} of it"
+        )
     return "\n".join(lines)
 
 
@@ -195,9 +225,13 @@ def _named(results: list[BenchResult], implementation: str) -> BenchResult | Non
     return next((r for r in results if r.implementation == implementation), None)
 
 
-def results_json(results: list[BenchResult]) -> dict:
-    """Our model's figures at the top level; ``compiled`` and ``reference`` beside them when timed."""
+def results_json(results: list[BenchResult], dense_tflops: float | None = None) -> dict:
+    """Our model's figures at the top level; ``compiled`` and ``reference`` beside them when timed,
+    and the device's dense rate with our inference's share of it when measured."""
     ours = asdict(results[0])
+    if dense_tflops is not None:
+        ours["dense_tflops"] = dense_tflops
+        ours["infer_dense_share"] = results[0].infer_tflops / dense_tflops
     reference, compiled = _named(results, REFERENCE), _named(results, COMPILED)
     if compiled is not None:
         ours["compiled"] = asdict(compiled)

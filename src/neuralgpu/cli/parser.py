@@ -125,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="time a training step and inference, beside the plain eager reference",
         description="Median milliseconds of a training step (forward, backward, update) and of inference after warm-up, "
-        "and the peak extra memory of a training step, for our model and for a straightforward eager implementation.",
+        "and the peak extra memory of a training step, for our model and for a straightforward eager implementation. "
+        "Inference's achieved TFLOP/s (convolutions and matrix products, counted from the model's shape) is set against "
+        "a float32 dense matrix product measured on the same device.",
     )
     bench.add_argument("--recipe", default="paper", choices=list(RECIPES), help="model configuration to time (default paper)")
     bench.add_argument("--task", default="badd", choices=task_names(), metavar="TASK", help="task whose inputs are used (default badd)")
     bench.add_argument("--length", type=positive_int, default=41, help="input width in columns (default 41)")
     bench.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    bench.add_argument("--infer-length", type=positive_int, help="input width of the timed inference (default: --length)")
+    bench.add_argument("--infer-batch", type=positive_int, help="batch of the timed inference (default: --batch)")
     bench.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     bench.add_argument("--repeats", type=positive_int, default=5, help="timed repeats; the median is reported (default 5)")
     bench.add_argument("--checkpoint-steps", action="store_true", help="recompute steps in backward (memory ~sqrt(n) states)")

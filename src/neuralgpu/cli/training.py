@@ -141,11 +141,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
     from neuralgpu.bench import format_bench, results_json, run_bench
+    from neuralgpu.flops import dense_matmul_tflops
 
     refuse_compile_without_a_compiler(args)
     results = run_bench(
-        args.recipe, args.task, args.length, args.batch, args.device, args.repeats, args.checkpoint_steps, not args.no_reference, compiled=args.compile
+        args.recipe,
+        args.task,
+        args.length,
+        args.batch,
+        args.device,
+        args.repeats,
+        args.checkpoint_steps,
+        not args.no_reference,
+        compiled=args.compile,
+        infer_length=args.infer_length,
+        infer_batch=args.infer_batch,
     )
-    print(json.dumps(results_json(results)) if args.json else format_bench(results))
+    dense = dense_matmul_tflops(torch.device(results[0].device))
+    print(json.dumps(results_json(results, dense)) if args.json else format_bench(results, dense))
     return 0
