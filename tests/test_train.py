@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuralgpu.train
-from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, save_snapshot
+from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import evaluate
 from neuralgpu.recipes import build_config
@@ -315,6 +315,65 @@ def test_the_card_command_names_a_reach_samples_the_recipe_does_not_set():
     assert "--reach-samples" not in Trainer(build_config("copy", "fast"), None, progress=False).command()
     verifying = Trainer(build_config("rev2", "fast", seed=4, reach_confirm_samples=1024, check_gap=500), None, progress=False)
     assert verifying.command() == "neuralgpu train --task rev2 --recipe fast --seed 4 --reach-confirm-samples 1024 --check-gap 500"
+
+
+def test_a_weight_average_is_what_a_run_judges_records_and_releases(tmp_path):
+    trainer = small_trainer(tmp_path / "run", max_steps=5, ema_decay=0.8)
+    weights = []
+    train_step = trainer.train_step
+
+    def recording_step():
+        stats = train_step()
+        weights.append({name: tensor.detach().clone() for name, tensor in trainer.model.state_dict().items()})
+        return stats
+
+    trainer.train_step = recording_step
+    trainer.run()
+    expected = weights[0]  # the first update copies the weights; each later one moves 20% of the way
+    for later in weights[1:]:
+        expected = {name: 0.8 * tensor + 0.2 * later[name] for name, tensor in expected.items()}
+    released, card = load_release(tmp_path / "run" / RELEASE_NAME)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(trainer.judged.state_dict()[name], tensor, msg=name)
+        torch.testing.assert_close(released.state_dict()[name], tensor, msg=name)
+    assert not torch.equal(trainer.judged.gate_weight, trainer.model.gate_weight)
+    assert card["command"].endswith(" --ema 0.8") and "--ema" not in small_trainer().command()
+    # The card's numbers are the average's.
+    final = card["evaluation"][0]
+    assert evaluate(trainer.judged, trainer.task, final["length"], final["suite"], final["samples"]).sequence_errors == final["sequence_errors"]
+
+
+def test_a_resumed_run_carries_its_weight_average_on(tmp_path):
+    whole = small_trainer(tmp_path / "whole", max_steps=6, ema_decay=0.8)
+    whole.run()
+    first = small_trainer(tmp_path / "split", max_steps=3, ema_decay=0.8)
+    first.run()
+    second = Trainer(replace(first.config, max_steps=6), tmp_path / "split", resume=True, progress=False)
+    second.run()
+    for name, tensor in whole.judged.state_dict().items():
+        torch.testing.assert_close(second.judged.state_dict()[name], tensor, msg=name)
+    # A snapshot from a run without an average starts one from its weights.
+    older = load_snapshot(tmp_path / "split" / SNAPSHOT_NAME)
+    older.pop("averaged")
+    save_snapshot(tmp_path / "split" / SNAPSHOT_NAME, older)
+    restarted = Trainer(second.config, tmp_path / "split", resume=True, progress=False)
+    for name, tensor in restarted.model.state_dict().items():
+        torch.testing.assert_close(restarted.judged.state_dict()[name], tensor, msg=name)
+
+
+def test_the_weight_average_restarts_when_the_weights_change_meaning():
+    """A new stage's task, or tying the relaxed copies into one: the old average no longer fits."""
+    staged = Trainer(build_config("reverse", "tiny", stages=("copy",), ema_decay=0.9, device="cpu"), None, progress=False)
+    relaxed = small_trainer(ema_decay=0.9)
+    for trainer in (staged, relaxed):
+        for _ in range(3):
+            trainer.train_step()
+        assert not torch.equal(trainer.judged.gate_weight, trainer.model.gate_weight)
+    staged._enter_stage(1)
+    relaxed.tie()
+    for trainer in (staged, relaxed):
+        assert torch.equal(trainer.judged.gate_weight, trainer.model.gate_weight)
+    assert relaxed.judged.gate_weight.shape[0] == 1
 
 
 def test_a_compiled_run_trains_as_the_eager_one_and_says_so(tmp_path):

@@ -41,6 +41,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def decay(text: str) -> float:
+    """A moving average's decay: 0 (none) or a number in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a decay such as 0.999, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a decay in [0, 1), such as 0.999, got {text!r}")
+    return value
+
+
 def length_list(text: str) -> list[int]:
     return [positive_int(part) for part in text.split(",") if part.strip()] or [positive_int("")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuralgpu.cli.arguments import device_choice, length_list, non_negative_int, positive_float, positive_int, task_list
+from neuralgpu.cli.arguments import decay, device_choice, length_list, non_negative_int, positive_float, positive_int, task_list
 from neuralgpu.cli.training import cmd_bench, cmd_plot, cmd_report, cmd_sweep, cmd_train
 from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solve, cmd_tasks
 
@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="run a check at 10x and beyond at least every STEPS steps once the curriculum is done, even when "
         "checks have used their share of the run (default: the recipe's, 0 = the share alone decides)",
+    )
+    train.add_argument(
+        "--ema",
+        type=decay,
+        default=None,
+        metavar="DECAY",
+        help="keep a moving average of the weights with this decay (e.g. 0.999) and judge, record and release "
+        "the average instead of the last step's weights (default: the recipe's, 0 = none)",
     )
     train.add_argument(
         "--stages",
@@ -194,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--compile", action="store_true", help="every run with --compile (see train --compile)")
     sweep.add_argument("--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)")
+    sweep.add_argument("--ema", type=decay, default=None, metavar="DECAY", help="per-run weight average (see train --ema)")
     sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)

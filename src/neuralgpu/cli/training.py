@@ -51,6 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         reach_samples=args.reach_samples,
         reach_confirm_samples=args.reach_confirm_samples,
         check_gap=args.check_gap,
+        ema_decay=args.ema,
         compile=args.compile or None,
     )
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
@@ -93,6 +94,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_args += ["--reach-confirm-samples", str(args.reach_confirm_samples)]
     if args.check_gap is not None:
         train_args += ["--check-gap", str(args.check_gap)]
+    if args.ema is not None:
+        train_args += ["--ema", str(args.ema)]
     if args.stages:
         train_args += ["--stages", ",".join(args.stages)]
     if args.compile:
