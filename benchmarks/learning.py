@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neuralgpu.cli.arguments import length_list, positive_float, positive_int
+from neuralgpu.cli.arguments import decay, length_list, positive_float, positive_int
 from neuralgpu.recipes import RECIPES
 from neuralgpu.sweep import Summary, evaluate_run, find_runs, parse_seeds, read_run, run_sweep, write_summary
 from neuralgpu.tasks import task_names
@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--max-steps", type=positive_int, default=None, help="training steps per run")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--compile", action="store_true", help="train every run with --compile (torch.compile'd CGRUs)")
+    parser.add_argument("--ema", type=decay, default=None, metavar="DECAY", help="train every run with --ema DECAY (a moving average of the weights)")
     parser.add_argument("--lengths", type=length_list, default=[], help="extra evaluation widths, e.g. 401,4001")
     parser.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the runs (one folder per recipe)")
@@ -49,6 +50,8 @@ def main() -> int:
         train_args += ["--max-steps", str(args.max_steps)]
     if args.compile:
         train_args.append("--compile")
+    if args.ema is not None:
+        train_args += ["--ema", str(args.ema)]
     for recipe in recipes:
         out = args.out / recipe
         run_sweep(args.task, recipe, parse_seeds(args.seeds), out, args.parallel, train_args)
