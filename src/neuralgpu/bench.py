@@ -3,7 +3,7 @@
 Both implementations run in the same process on the same parameters and inputs, so the ratio is
 measured side by side. Times are medians over repeats after warm-up, the implementations timed in
 turns; on CUDA every timing waits for the device. Inference may run at its own length and batch
-(the issue's GPU question is a long, wide one: length 4,001), and its achieved TFLOP/s is set
+(on a GPU the telling case is long and wide: length 4,001 at a large batch), and its achieved TFLOP/s is set
 against this device's measured dense rate (``flops.py``). Peak memory is the CUDA allocator's peak on a
 GPU, and on the CPU the growth of the peak resident set of a fresh child process that runs one
 training step.
