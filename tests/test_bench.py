@@ -7,9 +7,9 @@ import torch
 from torch._dynamo.utils import counters
 from torch.utils.flop_counter import FlopCounterMode
 
-from neuralgpu.bench import interleaved_medians, run_bench
+from neuralgpu.bench import dense_matmul_tflops, interleaved_medians, run_bench
 from neuralgpu.cli import main
-from neuralgpu.flops import dense_matmul_tflops, inference_flops
+from neuralgpu.flops import inference_flops
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
 from neuralgpu.reference import reference_forward

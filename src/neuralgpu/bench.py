@@ -4,13 +4,14 @@ Both implementations run in the same process on the same parameters and inputs, 
 measured side by side. Times are medians over repeats after warm-up, the implementations timed in
 turns; on CUDA every timing waits for the device. Inference may run at its own length and batch
 (on a GPU the telling case is long and wide: length 4,001 at a large batch), and its achieved TFLOP/s is set
-against this device's measured dense rate (``flops.py``). Peak memory is the CUDA allocator's peak on a
+against this device's measured dense rate (``dense_matmul_tflops``). Peak memory is the CUDA allocator's peak on a
 GPU, and on the CPU the growth of the peak resident set of a fresh child process that runs one
 training step.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import resource
 import statistics
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuralgpu.flops import inference_flops, synchronize
+from neuralgpu.flops import inference_flops
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
@@ -48,21 +49,51 @@ class BenchResult:
     infer_tflops: float  # the model's inference_flops over infer_ms
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def interleaved_medians(runs: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
     """Median milliseconds of each run, timed in turns: repeat r times every run once, so a noisy
     neighbour on a shared machine slows all of them alike and their ratios hold."""
     for run in runs.values():
         for _ in range(warmup):
             run()
-    synchronize(device)
+    _synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             started = time.perf_counter()
             run()
-            synchronize(device)
+            _synchronize(device)
             times[name].append((time.perf_counter() - started) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def dense_matmul_tflops(device: torch.device, size: int | None = None, repeats: int = 5) -> float:
+    """Measured TFLOP/s of a square float32 matrix product: the faster of the BLAS product and the
+    same product as a 1x1 convolution (oneDNN or cuDNN, the library the model's convolutions use;
+    on an AMD CPU oneDNN's was ~1.6x MKL's). Each the median of ``repeats``.
+
+    On CUDA the product may use TF32 exactly when cuDNN's convolutions may (PyTorch lets them by
+    default), so the rate is the one the model's convolutions could reach.
+    """
+    size = size or (8192 if device.type == "cuda" else 1024)  # 1024: within a CPU core's caches
+    left, right = (torch.randn(size, size, device=device) for _ in range(2))
+    # The same product as a convolution: size input channels at size pixels, size filters.
+    side = math.isqrt(size)
+    image = left[: side * side].T.reshape(1, size, side, side).contiguous(memory_format=torch.channels_last)
+    filters = right.reshape(size, size, 1, 1).contiguous(memory_format=torch.channels_last)
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        runs = {"matmul": lambda: left @ right, "conv": lambda: F.conv2d(image, filters)}
+        ms = interleaved_medians(runs, device, repeats, warmup=1)  # warm-up: library load, autotuning
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+    fastest_ms = min(ms["matmul"], ms["conv"] * size / (side * side))
+    return 2 * size**3 / (fastest_ms / 1e3) / 1e12
 
 
 def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0, compiled: bool = False):

@@ -146,8 +146,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from neuralgpu.bench import format_bench, results_json, run_bench
-    from neuralgpu.flops import dense_matmul_tflops
+    from neuralgpu.bench import dense_matmul_tflops, format_bench, results_json, run_bench
 
     refuse_compile_without_a_compiler(args)
     results = run_bench(
