@@ -2,16 +2,14 @@
 
 Run: python benchmarks/weight_average.py [--task rev2] [--seed 1] [--steps 5000] [--decay 0.999]
          [--start 1000] [--every 500] [--length 1000] [--samples 16]
-Trains the ``fast`` recipe (CGRUs compiled) with curriculum decisions but no checks, keeping an
-exponential moving average of the weights beside them. From step --start on, every --every steps,
+Trains the ``fast`` recipe (CGRUs compiled) with ``--ema DECAY``, with curriculum decisions but no
+checks, so the trainer keeps its moving average of the weights beside them. From step --start on, every --every steps,
 it scores both on the same frozen inputs: 32 of every suite at 10x the training length, and
 --samples random ones at --length, and prints a row: wrong inputs per suite at 10x, wrong at
 --length, for the weights and for the average.
 """
 
 import argparse
-
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from neuralgpu.evaluate import evaluate
 from neuralgpu.recipes import build_config
@@ -30,22 +28,20 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=16)
     args = parser.parse_args()
-    config = build_config(args.task, "fast", seed=args.seed, compile=True)
+    config = build_config(args.task, "fast", seed=args.seed, compile=True, ema_decay=args.decay)
     trainer = Trainer(config, None, progress=False)
-    average = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(args.decay))
     suites = ("random", *structured_suites(trainer.task))
     long = trainer.eval_lengths[1]
     print(f"{args.task}, fast, seed {args.seed}, average decay {args.decay}; wrong of 32 per suite at {long} ({', '.join(suites)})")
     print(f"and of {args.samples} random at {args.length}")
     print(f"{'step':>6} {'weights at ' + str(long):>24} {'at ' + str(args.length):>8}   {'average at ' + str(long):>24} {'at ' + str(args.length):>8}")
     while trainer.step < args.steps:
-        trainer.train_step()
-        average.update_parameters(trainer.model)
+        trainer.train_step()  # updates the average too
         if trainer.step % config.curriculum.check_every == 0:
             trainer.decide()
         if trainer.step >= args.start and trainer.step % args.every == 0:
             cells = []
-            for model in (trainer.model, average.module):
+            for model in (trainer.model, trainer.judged):
                 wrong = [evaluate(model, trainer.task, long, suite, 32).sequence_errors for suite in suites]
                 cells.append(f"{' '.join(f'{count:>3}' for count in wrong):>24} {evaluate(model, trainer.task, args.length, 'random', args.samples).sequence_errors:>8}")
             print(f"{trainer.step:>6} {cells[0]}   {cells[1]}", flush=True)

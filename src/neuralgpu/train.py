@@ -192,6 +192,11 @@ def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> fl
     return config.grad_noise * math.sqrt(max(step, 1) ** -0.55 * max(train_error, 0.0))
 
 
+def _cpu_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A snapshot of a module's state on the CPU, detached from what training does next."""
+    return {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
+
+
 @dataclass
 class TrainResult:
     solved: bool
@@ -473,8 +478,8 @@ class Trainer:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "model_config": asdict(self.model.config),
-            "model": {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()},
-            "averaged": None if self.averaged is None else {name: tensor.detach().cpu().clone() for name, tensor in self.averaged.state_dict().items()},
+            "model": _cpu_copy(self.model),
+            "averaged": None if self.averaged is None else _cpu_copy(self.averaged),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "curriculum": self.curriculum.state_dict(),
             "numpy_rng": self.rng.bit_generator.state,
