@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from neuralgpu.tasks import PAD, REGISTRY, TaskInputError, get_task, structured_suites, task_names
 
 REQUIRED = {"badd", "bmul", "qadd", "qmul", "add", "mul", "copy", "reverse", "duplicate", "sort", "kvsort", "rev2", "incr"}
+REQUIRED |= {"left-shift", "right-shift", "search"}  # REFERENCE.md's list, beyond the paper's headline tasks
 
 
 def test_every_required_task_is_registered_with_a_worked_example():
@@ -107,6 +108,33 @@ def test_structured_suites_have_their_structure(name):
     assert set(structured_suites(task)) == {"carry", "zeros", "ones", "alternating", "zero_operand", "unequal", "symmetric"}
 
 
+def test_shifts_rotate_as_the_released_code_s_left_shift_does():
+    # The released left-shift's output i is input i - 1 (Python's index -1 wraps the last symbol round).
+    assert get_task("left-shift").oracle("0123") == "3012"
+    assert get_task("right-shift").oracle("0123") == "1230"
+    for name in ("left-shift", "right-shift"):
+        batch = get_task(name).sample(8, 9, np.random.default_rng(0))
+        assert sorted(batch.inputs[0]) == sorted(batch.targets[0])  # a permutation of the input
+
+
+def test_search_answers_the_first_match_in_column_0_and_pads_the_rest():
+    task = get_task("search")
+    assert task.oracle("1031121") == "0"  # keys 1, 3, 1: the first 1 holds 0, the second 2
+    batch = task.sample(64, 21, np.random.default_rng(0))
+    assert batch.inputs.shape[1] == 21 and (batch.targets[:, 1:] == PAD).all() and (batch.targets[:, 0] != PAD).all()
+    keys, query = batch.inputs[:, 0:-1:2], batch.inputs[:, -1:]
+    assert (keys == query).any(axis=1).all()  # the query is always one of the keys
+
+
+def test_search_far_suite_matches_only_the_last_pair():
+    task = get_task("search")
+    batch = task.sample(200, 41, np.random.default_rng(0), "far")
+    keys, query = batch.inputs[:, 0:-1:2], batch.inputs[:, -1:]
+    assert (keys[:, -1:] == query).all() and (keys[:, :-1] != query).all()
+    np.testing.assert_array_equal(batch.targets[:, 0], batch.inputs[:, -2])  # the last pair's value
+    assert "far" in structured_suites(task)
+
+
 def test_incr_carry_suite_ends_numbers_in_runs_of_nines_short_and_long():
     task = get_task("incr")
     rng = np.random.default_rng(0)
@@ -134,6 +162,10 @@ def test_incr_carry_suite_ends_numbers_in_runs_of_nines_short_and_long():
         ("add", "١٢+3", "not a base-10 digit"),  # Arabic-Indic digits are not ours
         ("kvsort", "123", "even number"),
         ("copy", "0124", "not a symbol"),
+        ("search", "3102", "odd number of symbols"),
+        ("search", "3", "at least 3"),
+        ("search", "31022", "query key 2 (the last symbol) is none of the keys 30"),
+        ("search", "31x", "'x' is not a symbol"),
     ],
 )
 def test_bad_input_gets_a_clear_error(name, text, message):

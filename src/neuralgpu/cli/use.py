@@ -32,9 +32,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from neuralgpu.tasks import REGISTRY, get_task
 
     if args.show is None:
-        print(f"{'task':<10} {'base':>4}  {'what it computes':<38} example")
+        name_width = max(len("task"), *map(len, REGISTRY))
+        summary_width = max(len(info.summary) for info in REGISTRY.values())
+        print(f"{'task':<{name_width}} {'base':>4}  {'what it computes':<{summary_width}} example")
         for name, info in REGISTRY.items():
-            print(f"{name:<10} {info.task.base:>4}  {info.summary:<38} {info.example} -> {info.answer}")
+            print(f"{name:<{name_width}} {info.task.base:>4}  {info.summary:<{summary_width}} {info.example} -> {info.answer}")
         return 0
     task = get_task(args.show)
     if args.length * args.count > MAX_SHOWN_SYMBOLS:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from neuralgpu.tasks.arithmetic import STRUCTURED_SUITES, ArithmeticTask
 from neuralgpu.tasks.base import PAD, SYMBOLS, VOCAB_SIZE, Batch, Task, TaskInputError, stable_seed
+from neuralgpu.tasks.search import SearchTask
 from neuralgpu.tasks.sequence import GENERIC_SUITES, NUMBER_SUITES, SEQUENCE_TRANSFORMS, SequenceTask
 
 
@@ -53,6 +54,9 @@ REGISTRY: dict[str, TaskInfo] = {
         _sequence("kvsort", 4, "sort key-value pairs by key, stably", "31022011", "02112031", paired=True),
         _sequence("rev2", 4, "reverse the order of pairs", "310220", "200231", paired=True),
         _sequence("incr", 10, "add one to a decimal number", "1299", "1300", numeric=True, suites=(*GENERIC_SUITES, *NUMBER_SUITES)),
+        _sequence("left-shift", 4, "rotate by one: the last symbol comes first", "3102", "2310"),
+        _sequence("right-shift", 4, "rotate by one: the first symbol goes last", "3102", "1023"),
+        TaskInfo(SearchTask(), "value of the first pair keyed by the last symbol", "3102233", "1"),
     )
 }
 
@@ -82,6 +86,7 @@ __all__ = [
     "VOCAB_SIZE",
     "ArithmeticTask",
     "Batch",
+    "SearchTask",
     "SequenceTask",
     "Task",
     "TaskInfo",

@@ -1,4 +1,4 @@
-"""Symbol-sequence tasks: ``copy reverse duplicate sort kvsort rev2 incr``.
+"""Symbol-sequence tasks: ``copy reverse duplicate sort kvsort rev2 incr left-shift right-shift``.
 
 An input of L symbols over a small alphabet (digit tokens) is laid out in columns 0..L-1; the
 target fills the first ``out_len(L)`` columns; the model width is the larger of the two. Each task
@@ -194,6 +194,14 @@ def _reverse_pairs(x: np.ndarray) -> np.ndarray:
     return _pairs(x)[:, ::-1, :].reshape(x.shape)
 
 
+def _rotate_later(x: np.ndarray) -> np.ndarray:
+    return np.roll(x, 1, axis=1)
+
+
+def _rotate_earlier(x: np.ndarray) -> np.ndarray:
+    return np.roll(x, -1, axis=1)
+
+
 def _kvsort_oracle(text: str) -> str:
     pairs = [text[i : i + 2] for i in range(0, len(text), 2)]
     return "".join(sorted(pairs, key=lambda pair: pair[0]))
@@ -211,4 +219,9 @@ SEQUENCE_TRANSFORMS = {
     "kvsort": (kvsort_transform, _kvsort_oracle),
     "rev2": (_reverse_pairs, _rev2_oracle),
     "incr": (increment_transform, _increment_oracle),
+    # The released code's shifts rotate: its left-shift's output i is input i - 1, so the last
+    # symbol comes first. Its right-shift (output i = input i + 1) reads past the end for the last
+    # symbol; ours wraps the first symbol round to the end, the mirror image of left-shift.
+    "left-shift": (_rotate_later, lambda text: text[-1] + text[:-1]),
+    "right-shift": (_rotate_earlier, lambda text: text[1:] + text[0]),
 }
