@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralgpu.tasks.base import DIGITS, PAD, Batch, Task, TaskInputError, digit_value
-from neuralgpu.tasks.sequence import GENERIC_SUITES, SYMBOL_SUITES
+from neuralgpu.tasks.sequence import GENERIC_SUITES, SYMBOL_SUITES, checked_symbols
 
 
 def _far(rng: np.random.Generator, batch: int, pairs: int, base: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,12 +69,7 @@ class SearchTask(Task):
         return Batch(inputs.astype(np.int64), targets.astype(np.int64))
 
     def parse(self, text: str) -> np.ndarray:
-        symbols = text.strip()
-        if not symbols:
-            raise TaskInputError(f"empty input: write key-value pairs and then a query key, symbols 0-{self.base - 1}")
-        bad = next((symbol for symbol in symbols if digit_value(symbol, self.base) is None), None)
-        if bad is not None:
-            raise TaskInputError(f"{bad!r} is not a symbol of task {self.name!r} (use 0-{self.base - 1})")
+        symbols = checked_symbols(text, self, "key-value pairs and then a query key, of the symbols")
         if len(symbols) < 3 or len(symbols) % 2 == 0:
             raise TaskInputError(
                 f"task {self.name!r} reads key-value pairs and then one query key: give an odd number of symbols, at least 3, got {len(symbols)}"

@@ -80,6 +80,17 @@ GENERIC_SUITES = tuple(suite for suite in SYMBOL_SUITES if suite not in NUMBER_S
 """The suites of every symbol task."""
 
 
+def checked_symbols(text: str, task: Task, what: str) -> str:
+    """``text`` without surrounding space, refused when empty or when a character is no symbol of ``task``."""
+    symbols = text.strip()
+    if not symbols:
+        raise TaskInputError(f"empty input: write {what} 0-{task.base - 1}")
+    bad = next((symbol for symbol in symbols if digit_value(symbol, task.base) is None), None)
+    if bad is not None:
+        raise TaskInputError(f"{bad!r} is not a symbol of task {task.name!r} (use 0-{task.base - 1})")
+    return symbols
+
+
 def _pairs(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1, 2)  # (B, L/2, 2): (key, value) or (first, second)
 
@@ -149,12 +160,7 @@ class SequenceTask(Task):
         return Batch(inputs, targets)
 
     def parse(self, text: str) -> np.ndarray:
-        symbols = text.strip()
-        if not symbols:
-            raise TaskInputError(f"empty input: write a string of the symbols 0-{self.base - 1}")
-        bad = next((symbol for symbol in symbols if digit_value(symbol, self.base) is None), None)
-        if bad is not None:
-            raise TaskInputError(f"{bad!r} is not a symbol of task {self.name!r} (use 0-{self.base - 1})")
+        symbols = checked_symbols(text, self, "a string of the symbols")
         if self.paired and len(symbols) % 2:
             raise TaskInputError(f"task {self.name!r} reads pairs of symbols: give an even number, got {len(symbols)}")
         if self.numeric:
