@@ -32,6 +32,11 @@ def _far(rng: np.random.Generator, batch: int, pairs: int, base: int) -> tuple[n
     return np.stack([keys, values], axis=2), query
 
 
+def _no_match(symbols: str) -> TaskInputError:
+    """The error for an input whose query (its last symbol) is none of its keys (every other symbol from the first)."""
+    return TaskInputError(f"the query key {symbols[-1]} (the last symbol) is none of the keys {symbols[:-1:2]}")
+
+
 @dataclass(frozen=True)
 class SearchTask(Task):
     """Key-value lookup; ``base`` symbols serve as keys and as values."""
@@ -77,7 +82,7 @@ class SearchTask(Task):
         values = np.array([digit_value(symbol, self.base) for symbol in symbols], dtype=np.int64)
         pairs, query = values[:-1].reshape(1, -1, 2), values[-1:]
         if not (pairs[0, :, 0] == query[0]).any():
-            raise TaskInputError(f"the query key {symbols[-1]} (the last symbol) is none of the keys {symbols[:-1:2]}")
+            raise _no_match(symbols)
         return self.encode(pairs, query).inputs[0]
 
     def input_text(self, tokens: np.ndarray) -> str:
@@ -92,4 +97,4 @@ class SearchTask(Task):
         for position in range(0, len(text) - 1, 2):
             if text[position] == query:
                 return text[position + 1]
-        raise TaskInputError(f"the query key {query} (the last symbol) is none of the keys {text[:-1:2]}")
+        raise _no_match(text)
