@@ -33,7 +33,13 @@ def main() -> int:
     parser.add_argument("--max-steps", type=positive_int, default=None, help="training steps per run")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--compile", action="store_true", help="train every run with --compile (torch.compile'd CGRUs)")
-    parser.add_argument("--ema", type=decay, default=None, metavar="DECAY", help="train every run with --ema DECAY (a moving average of the weights)")
+    parser.add_argument(
+        "--ema",
+        type=decay,
+        default=None,
+        metavar="DECAY",
+        help="train every run with --ema DECAY (a moving average of the weights)",
+    )
     parser.add_argument("--lengths", type=length_list, default=[], help="extra evaluation widths, e.g. 401,4001")
     parser.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the runs (one folder per recipe)")

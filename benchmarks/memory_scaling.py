@@ -27,7 +27,9 @@ def main() -> None:
             if length <= args.skip_plain_above
             else float("nan")
         )
-        checkpointed = peak_memory_mb(replace(config, checkpoint_steps=True), "badd", length, args.batch, torch.device("cpu"), False)
+        checkpointed = peak_memory_mb(
+            replace(config, checkpoint_steps=True), "badd", length, args.batch, torch.device("cpu"), False
+        )
         print(f"{length:>6} {plain:>9.0f} {checkpointed:>16.0f}", flush=True)
 
 

@@ -32,9 +32,13 @@ def main() -> None:
     trainer = Trainer(config, None, progress=False)
     suites = ("random", *structured_suites(trainer.task))
     long = trainer.eval_lengths[1]
-    print(f"{args.task}, fast, seed {args.seed}, average decay {args.decay}; wrong of 32 per suite at {long} ({', '.join(suites)})")
+    print(
+        f"{args.task}, fast, seed {args.seed}, average decay {args.decay}; wrong of 32 per suite at {long} ({', '.join(suites)})"
+    )
     print(f"and of {args.samples} random at {args.length}")
-    print(f"{'step':>6} {'weights at ' + str(long):>24} {'at ' + str(args.length):>8}   {'average at ' + str(long):>24} {'at ' + str(args.length):>8}")
+    print(
+        f"{'step':>6} {'weights at ' + str(long):>24} {'at ' + str(args.length):>8}   {'average at ' + str(long):>24} {'at ' + str(args.length):>8}"
+    )
     while trainer.step < args.steps:
         trainer.train_step()  # updates the average too
         if trainer.step % config.curriculum.check_every == 0:
@@ -43,7 +47,9 @@ def main() -> None:
             cells = []
             for model in (trainer.model, trainer.judged):
                 wrong = [evaluate(model, trainer.task, long, suite, 32).sequence_errors for suite in suites]
-                cells.append(f"{' '.join(f'{count:>3}' for count in wrong):>24} {evaluate(model, trainer.task, args.length, 'random', args.samples).sequence_errors:>8}")
+                cells.append(
+                    f"{' '.join(f'{count:>3}' for count in wrong):>24} {evaluate(model, trainer.task, args.length, 'random', args.samples).sequence_errors:>8}"
+                )
             print(f"{trainer.step:>6} {cells[0]}   {cells[1]}", flush=True)
 
 

@@ -16,7 +16,8 @@ from neuralgpu.reference import reference_forward
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"gate": "hard", "diagonal_gates": True}, {"height": 1, "kernel_height": 1, "layers_per_step": 1, "copies": 1}]
+    "options",
+    [{}, {"gate": "hard", "diagonal_gates": True}, {"height": 1, "kernel_height": 1, "layers_per_step": 1, "copies": 1}],
 )
 def test_model_matches_the_eager_reference(options):
     torch.manual_seed(0)
@@ -43,7 +44,9 @@ def test_checkpointed_training_forward_matches_with_dropout():
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("options", [{"copies": 2}, {"gate": "hard", "diagonal_gates": True, "height": 1, "kernel_height": 1, "layers_per_step": 1}])
+@pytest.mark.parametrize(
+    "options", [{"copies": 2}, {"gate": "hard", "diagonal_gates": True, "height": 1, "kernel_height": 1, "layers_per_step": 1}]
+)
 def test_compiled_cells_match_the_eager_model_in_training(options):
     torch._dynamo.reset()  # forget kernels compiled by other tests: this one counts its own
     graphs_before = counters["stats"]["unique_graphs"]
@@ -82,7 +85,9 @@ def test_bench_reports_both_implementations(capsys):
     assert record["peak_mem_mb"] > 0 and record["reference"]["peak_mem_mb"] > 0
 
 
-@pytest.mark.parametrize("options", [{}, {"channels": 96, "height": 1, "kernel_height": 1, "layers_per_step": 1, "copies": 1, "diagonal_gates": True}])
+@pytest.mark.parametrize(
+    "options", [{}, {"channels": 96, "height": 1, "kernel_height": 1, "layers_per_step": 1, "copies": 1, "diagonal_gates": True}]
+)
 def test_inference_flops_are_what_torch_counts(options):
     config = ModelConfig(**options)
     model = NeuralGPU(config).eval()
@@ -99,7 +104,9 @@ def test_bench_sets_long_inference_against_the_dense_rate(capsys):
     record = json.loads(capsys.readouterr().out)
     assert (record["length"], record["batch"], record["infer_length"], record["infer_batch"]) == (6, 4, 15, 2)
     config = build_config("copy", "tiny").model
-    assert record["infer_tflops"] == pytest.approx(inference_flops(config, batch=2, width=15) / record["infer_ms"] / 1e9, rel=0.01)
+    assert record["infer_tflops"] == pytest.approx(
+        inference_flops(config, batch=2, width=15) / record["infer_ms"] / 1e9, rel=0.01
+    )
     assert record["dense_tflops"] > 0
     assert record["infer_dense_share"] == pytest.approx(record["infer_tflops"] / record["dense_tflops"])
     assert main([*argv, "--infer-length", "15"]) == 0
@@ -112,7 +119,21 @@ def test_dense_rate_is_a_positive_measurement():
 
 
 def test_bench_times_the_compiled_model_beside_the_others(capsys):
-    argv = ["bench", "--recipe", "tiny", "--task", "copy", "--length", "6", "--batch", "4", "--repeats", "1", "--compile", "--json"]
+    argv = [
+        "bench",
+        "--recipe",
+        "tiny",
+        "--task",
+        "copy",
+        "--length",
+        "6",
+        "--batch",
+        "4",
+        "--repeats",
+        "1",
+        "--compile",
+        "--json",
+    ]
     assert main(argv) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["compiled"]["implementation"] == "neuralgpu compiled"

@@ -10,7 +10,9 @@ from neuralgpu.cli import main
 
 
 def run(*args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "neuralgpu", *args], input=stdin, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "neuralgpu", *args], input=stdin, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_tasks_lists_every_task_and_shows_examples(capsys):
@@ -97,14 +99,36 @@ def test_reach_samples_reaches_the_trainer(monkeypatch, tmp_path, capsys):
     assert main(["train", "--task", "copy", "--recipe", "fast", "--reach-samples", "32", "--run-dir", str(tmp_path / "run")]) == 0
     assert seen["config"].reach_samples == 32 and seen["config"].reach_factor == 100
     assert "not solved after 0 steps" in capsys.readouterr().out
-    train = ["train", "--task", "copy", "--reach-confirm-samples", "1024", "--check-gap", "500", "--ema", "0.999", "--run-dir", str(tmp_path / "more")]
+    train = [
+        "train",
+        "--task",
+        "copy",
+        "--reach-confirm-samples",
+        "1024",
+        "--check-gap",
+        "500",
+        "--ema",
+        "0.999",
+        "--run-dir",
+        str(tmp_path / "more"),
+    ]
     assert main(train) == 0
     assert seen["config"].reach_confirm_samples == 1024 and seen["config"].check_gap == 500 and seen["config"].ema_decay == 0.999
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # argparse's own one-line error
         main(["train", "--task", "copy", "--ema", "1", "--run-dir", str(tmp_path / "bad")])
     assert exit_info.value.code == 2 and "expected a decay in [0, 1)" in capsys.readouterr().err
-    paper = ["train", "--task", "copy", "--recipe", "paper", "--reach-confirm-samples", "1024", "--run-dir", str(tmp_path / "paper")]
+    paper = [
+        "train",
+        "--task",
+        "copy",
+        "--recipe",
+        "paper",
+        "--reach-confirm-samples",
+        "1024",
+        "--run-dir",
+        str(tmp_path / "paper"),
+    ]
     assert main(paper) == 2
     assert "--reach-confirm-samples need one" in capsys.readouterr().err
 
@@ -122,7 +146,23 @@ def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
     main(["sweep", "--task", "copy", "--seeds", "0-1", "--reach-samples", "24", "--device", "cpu", "--out", str(tmp_path)])
     args = seen["train_args"]
     assert args[args.index("--reach-samples") + 1] == "24" and "--check-gap" not in args
-    main(["sweep", "--task", "copy", "--seeds", "0", "--reach-confirm-samples", "256", "--check-gap", "400", "--ema", "0.99", "--out", str(tmp_path / "gap")])
+    main(
+        [
+            "sweep",
+            "--task",
+            "copy",
+            "--seeds",
+            "0",
+            "--reach-confirm-samples",
+            "256",
+            "--check-gap",
+            "400",
+            "--ema",
+            "0.99",
+            "--out",
+            str(tmp_path / "gap"),
+        ]
+    )
     args = seen["train_args"]
     assert args[args.index("--reach-confirm-samples") + 1] == "256" and args[args.index("--check-gap") + 1] == "400"
     assert args[args.index("--ema") + 1] == "0.99"
@@ -132,7 +172,19 @@ def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
     # A recipe without a reach check is refused once, before any run starts.
     seen.clear()
     capsys.readouterr()
-    paper = ["sweep", "--task", "copy", "--recipe", "paper", "--seeds", "0-1", "--reach-samples", "24", "--out", str(tmp_path / "paper")]
+    paper = [
+        "sweep",
+        "--task",
+        "copy",
+        "--recipe",
+        "paper",
+        "--seeds",
+        "0-1",
+        "--reach-samples",
+        "24",
+        "--out",
+        str(tmp_path / "paper"),
+    ]
     assert main(paper) == 2
     assert "has no reach check" in capsys.readouterr().err and not seen
 

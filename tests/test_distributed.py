@@ -18,9 +18,24 @@ from neuralgpu.sweep import examples_seen, parse_seeds
 def test_torchrun_two_ranks_stay_in_step_and_write_one_run_directory(tmp_path):
     run_dir = tmp_path / "ddp-run"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "neuralgpu", "train", "--task", "copy", "--recipe", "tiny", "--max-steps", "60",
-        "--device", "cpu", "--run-dir", str(run_dir),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "neuralgpu",
+        "train",
+        "--task",
+        "copy",
+        "--recipe",
+        "tiny",
+        "--max-steps",
+        "60",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(run_dir),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path, check=False)
@@ -72,8 +87,23 @@ def run_cli(*args):
 
 def test_sweep_two_tiny_seeds_then_report(tmp_path):
     out = tmp_path / "sweep"
-    result = run_cli("sweep", "--task", "copy", "--recipe", "tiny", "--seeds", "0-1", "--parallel", "2",
-                     "--max-steps", "400", "--device", "cpu", "--out", str(out))
+    result = run_cli(
+        "sweep",
+        "--task",
+        "copy",
+        "--recipe",
+        "tiny",
+        "--seeds",
+        "0-1",
+        "--parallel",
+        "2",
+        "--max-steps",
+        "400",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == 2 and sorted(row["seed"] for row in summary["rows"]) == [0, 1]
@@ -105,7 +135,11 @@ def test_report_names_unfinished_runs_and_still_reports_the_rest(tmp_path, train
 
 
 def test_examples_seen_count_every_bin_and_rank():
-    card = {"steps": 100, "world_size": 2, "train_config": {"batch_size": 32, "curriculum": {"mode": "bins", "bins": [8, 12, 41]}}}
+    card = {
+        "steps": 100,
+        "world_size": 2,
+        "train_config": {"batch_size": 32, "curriculum": {"mode": "bins", "bins": [8, 12, 41]}},
+    }
     assert examples_seen(card) == 100 * 32 * 3 * 2
     card["train_config"]["curriculum"]["mode"] = "curriculum"
     assert examples_seen(card) == 100 * 32 * 2

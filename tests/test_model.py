@@ -49,7 +49,9 @@ def test_other_rows_of_the_batch_do_not_matter():
     torch.testing.assert_close(alone, together, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{}, {"gate": "hard", "diagonal_gates": True}, {"height": 1, "kernel_height": 1, "layers_per_step": 1}])
+@pytest.mark.parametrize(
+    "options", [{}, {"gate": "hard", "diagonal_gates": True}, {"height": 1, "kernel_height": 1, "layers_per_step": 1}]
+)
 def test_every_parameter_gets_a_gradient(options):
     model = make(**options).train()
     tokens = torch.randint(1, 13, (4, 12))  # 12 steps: every one of the 6 copies is used

@@ -48,7 +48,9 @@ def test_training_killed_with_sigkill_resumes_and_matches_an_unkilled_run(tmp_pa
     assert steps == [int(record["step"]) for record in read_metrics(whole) if "loss" in record]
     cards = [json.loads((run / "model.json").read_text()) for run in (killed, whole)]
     assert cards[0]["solved"] and cards[1]["solved"] and cards[0]["steps"] == cards[1]["steps"]
-    assert [row["sequence_errors"] for row in cards[0]["evaluation"]] == [row["sequence_errors"] for row in cards[1]["evaluation"]]
+    assert [row["sequence_errors"] for row in cards[0]["evaluation"]] == [
+        row["sequence_errors"] for row in cards[1]["evaluation"]
+    ]
     config = json.loads((killed / "config.json").read_text())
     assert len(config["resumes"]) == 1
 

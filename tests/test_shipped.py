@@ -114,14 +114,23 @@ def test_reach_counts_only_lengths_where_every_suite_was_clean():
     card = {
         "train_lengths": [3, 20],
         "evaluation": [result(20, "random", 0, 128), result(20, "ascending", 0)],
-        "verifications": [{"results": [result(200, "random", 0, 64), result(200, "random", 0, 32),
-                                       result(200, "ascending", 0), result(2000, "random", 0, 4),
-                                       result(2000, "ascending", 1)]}],
+        "verifications": [
+            {
+                "results": [
+                    result(200, "random", 0, 64),
+                    result(200, "random", 0, 32),
+                    result(200, "ascending", 0),
+                    result(2000, "random", 0, 4),
+                    result(2000, "ascending", 1),
+                ]
+            }
+        ],
     }
     assert ShippedModel("x", card).error_free_up_to() == (200, 64, True)
     assert ShippedModel("x", card).failing_lengths() == [2000]
-    assert "length 200 (10x; 64 random + structured suites); errors at 2000" in format_models([ShippedModel("x", {
-        **card, "task": "copy", "recipe": "fast", "seed": 0, "steps": 800, "wall_clock_s": 202.0})])
+    assert "length 200 (10x; 64 random + structured suites); errors at 2000" in format_models(
+        [ShippedModel("x", {**card, "task": "copy", "recipe": "fast", "seed": 0, "steps": 800, "wall_clock_s": 202.0})]
+    )
 
 
 def test_load_by_name_from_the_package_root():

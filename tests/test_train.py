@@ -71,7 +71,9 @@ def test_fast_1d_is_fast_without_diagonal_gates():
 @pytest.mark.parametrize("reach_factor,reach_confirm", [(8, 0), (100, 0), (8, 24)])
 def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, reach_factor, reach_confirm):
     _, trainer = trained_copy
-    config = replace(trainer.config, final_suites="all", reach_factor=reach_factor, reach_samples=8, reach_confirm_samples=reach_confirm)
+    config = replace(
+        trainer.config, final_suites="all", reach_factor=reach_factor, reach_samples=8, reach_confirm_samples=reach_confirm
+    )
     checker = Trainer(config, None, progress=False)
     checker.model.load_state_dict(trainer.model.state_dict())
     checker.curriculum.current = config.curriculum.max_length
@@ -81,11 +83,14 @@ def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, r
     # The oracle: every suite scored in full, at 10x and at the reach length, and the random
     # inputs of the reach confirmation.
     suites = ["random", *structured_suites(checker.task)]
-    clean = all(
-        evaluate(checker.model, checker.task, length, suite, samples).sequence_errors == 0
-        for length, samples in ((long, config.long_eval_samples), (reach, config.reach_samples))
-        for suite in suites
-    ) and evaluate(checker.model, checker.task, reach, "random", reach_confirm).sequence_errors == 0
+    clean = (
+        all(
+            evaluate(checker.model, checker.task, length, suite, samples).sequence_errors == 0
+            for length, samples in ((long, config.long_eval_samples), (reach, config.reach_samples))
+            for suite in suites
+        )
+        and evaluate(checker.model, checker.task, reach, "random", reach_confirm).sequence_errors == 0
+    )
     assert record["solved"] is clean
     # The cheapest verdicts come first: random at 10x, random at the reach length, then the rest;
     # the reach confirmation, the dearest, comes last.
@@ -126,7 +131,9 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
     # Only the training length is scored again; every row equals a fresh evaluation of its inputs.
     assert set(scored_again) == {config.curriculum.max_length}
     assert {(row.length, row.samples) for row in card if row.suite == "random"} == {
-        (config.curriculum.max_length, config.eval_samples), (checker.eval_lengths[1], config.long_eval_samples), (checker.reach_length, 24)
+        (config.curriculum.max_length, config.eval_samples),
+        (checker.eval_lengths[1], config.long_eval_samples),
+        (checker.reach_length, 24),
     }
     for row in card:
         assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
@@ -143,8 +150,16 @@ def test_a_reach_must_lie_beyond_the_generalization_check():
 
 def small_trainer(tmp_path=None, **overrides):
     config = build_config("badd", "paper", **{"max_steps": 4, "device": "cpu", **overrides})
-    config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random",
-                     eval_samples=8, long_eval_samples=4, snapshot_every=2, log_every=1)
+    config = replace(
+        config,
+        model=replace(config.model, channels=8),
+        batch_size=8,
+        final_suites="random",
+        eval_samples=8,
+        long_eval_samples=4,
+        snapshot_every=2,
+        log_every=1,
+    )
     return Trainer(config, tmp_path, progress=False)
 
 
@@ -274,7 +289,12 @@ def test_stages_learn_the_earlier_task_first_then_move_on(tmp_path):
     assert switch["task"] == "reverse" and switch[f"eval_seq_error_{top}"] == 0.0
     before = [record for record in records if record["step"] < switch["step"] and "loss" in record]
     after = [record for record in records if record["step"] > switch["step"] and "loss" in record]
-    assert before and after and {record["task"] for record in before} == {"copy"} and {record["task"] for record in after} == {"reverse"}
+    assert (
+        before
+        and after
+        and {record["task"] for record in before} == {"copy"}
+        and {record["task"] for record in after} == {"reverse"}
+    )
     assert switch["length"] == config.curriculum.start and after[0]["length"] <= config.curriculum.start + 1  # a fresh curriculum
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["task"] == "reverse" and card["stages"] == ["copy"] and "--stages copy" in card["command"]
@@ -312,7 +332,9 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     # An untrained model fails the confirmation, and the first failing suite ends it.
     untrained = Trainer(confirming, None, progress=False)
     checks = untrained.checks
-    errors, failed = checks.until_first_failure(untrained.model, long, checks.judged_suites(), confirming.confirm_samples, "confirm_seq_error")
+    errors, failed = checks.until_first_failure(
+        untrained.model, long, checks.judged_suites(), confirming.confirm_samples, "confirm_seq_error"
+    )
     assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
     assert failed == "random"
 
@@ -322,7 +344,9 @@ def test_the_card_command_names_a_reach_samples_the_recipe_does_not_set():
     assert stricter.command() == "neuralgpu train --task copy --recipe fast --seed 0 --time-budget 600 --reach-samples 32"
     assert "--reach-samples" not in Trainer(build_config("copy", "fast"), None, progress=False).command()
     verifying = Trainer(build_config("rev2", "fast", seed=4, reach_confirm_samples=1024, check_gap=500), None, progress=False)
-    assert verifying.command() == "neuralgpu train --task rev2 --recipe fast --seed 4 --reach-confirm-samples 1024 --check-gap 500"
+    assert (
+        verifying.command() == "neuralgpu train --task rev2 --recipe fast --seed 4 --reach-confirm-samples 1024 --check-gap 500"
+    )
 
 
 def test_a_weight_average_is_what_a_run_judges_records_and_releases(tmp_path):
@@ -348,7 +372,10 @@ def test_a_weight_average_is_what_a_run_judges_records_and_releases(tmp_path):
     assert card["command"].endswith(" --ema 0.8") and "--ema" not in small_trainer().command()
     # The card's numbers are the average's.
     final = card["evaluation"][0]
-    assert evaluate(trainer.judged, trainer.task, final["length"], final["suite"], final["samples"]).sequence_errors == final["sequence_errors"]
+    assert (
+        evaluate(trainer.judged, trainer.task, final["length"], final["suite"], final["samples"]).sequence_errors
+        == final["sequence_errors"]
+    )
 
 
 def test_a_resumed_run_carries_its_weight_average_on(tmp_path):

@@ -54,7 +54,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_medians(runs: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_medians(
+    runs: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 2
+) -> dict[str, float]:
     """Median milliseconds of each run, timed in turns: repeat r times every run once, so a noisy
     neighbour on a shared machine slows all of them alike and their ratios hold."""
     for run in runs.values():
@@ -199,7 +201,11 @@ def run_bench(
     (default: the same)."""
     torch_device = resolve_device(device)
     config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
-    variants = [(OURS, False, False)] + ([(COMPILED, False, True)] if compiled else []) + ([(REFERENCE, True, False)] if reference else [])
+    variants = (
+        [(OURS, False, False)]
+        + ([(COMPILED, False, True)] if compiled else [])
+        + ([(REFERENCE, True, False)] if reference else [])
+    )
     infer_length, infer_batch = infer_length or length, infer_batch or batch
     infer_tensors = _tensors(task, infer_length, infer_batch, torch_device)
     train_runs, infer_runs = {}, {}
@@ -216,7 +222,16 @@ def run_bench(
         tflops = flops / (infer_ms[name] / 1e3) / 1e12
         results.append(
             BenchResult(
-                name, str(torch_device), length, batch, round(train_ms[name], 2), round(infer_ms[name], 2), round(peak, 1), infer_length, infer_batch, tflops
+                name,
+                str(torch_device),
+                length,
+                batch,
+                round(train_ms[name], 2),
+                round(infer_ms[name], 2),
+                round(peak, 1),
+                infer_length,
+                infer_batch,
+                tflops,
             )
         )
     return results
@@ -224,9 +239,7 @@ def run_bench(
 
 def format_bench(results: list[BenchResult], dense_tflops: float | None = None) -> str:
     """The table, the speed-ups over the reference, and inference's share of the dense rate."""
-    header = (
-        f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'infer TFLOP/s':>13} {'peak MB':>8}"
-    )
+    header = f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'infer TFLOP/s':>13} {'peak MB':>8}"
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(

@@ -95,7 +95,9 @@ def check_fits(model: NeuralGPU, width: int, memory_budget: int) -> None:
 
 
 @torch.no_grad()
-def predictions(model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30, batch_size: int | None = None) -> Iterator[np.ndarray]:
+def predictions(
+    model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30, batch_size: int | None = None
+) -> Iterator[np.ndarray]:
     """Argmax tokens for consecutive batches of token rows of one width, one array a batch.
 
     Batches fit ``memory_budget`` (and the CPU's caches); ``batch_size`` caps them further.
@@ -196,7 +198,11 @@ def format_table(results: list[EvalResult]) -> str:
             f"{result.task:<10} {result.length:>7} {result.suite:<13} {result.samples:>7} "
             f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%}"
         )
-    named = [f"  {result.suite} at {result.length}: {', '.join(map(str, result.wrong_examples))}" for result in results if result.wrong_examples]
+    named = [
+        f"  {result.suite} at {result.length}: {', '.join(map(str, result.wrong_examples))}"
+        for result in results
+        if result.wrong_examples
+    ]
     if named:
         lines += ["wrong examples (indices into each frozen set; the first few):", *named]
     return "\n".join(lines)

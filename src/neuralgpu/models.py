@@ -66,7 +66,9 @@ def shipped_models() -> list[ShippedModel]:
 
 
 def format_models(models: list[ShippedModel]) -> str:
-    header = f"{'model':<10} {'task':<10} {'recipe':<7} {'seed':>4} {'steps':>6} {'train s':>8} {'trained to':>10}  zero errors up to"
+    header = (
+        f"{'model':<10} {'task':<10} {'recipe':<7} {'seed':>4} {'steps':>6} {'train s':>8} {'trained to':>10}  zero errors up to"
+    )
     lines = [header, "-" * (len(header) + 24)]
     for model in models:
         longest, samples, structured = model.error_free_up_to()

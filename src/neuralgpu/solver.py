@@ -97,4 +97,3 @@ def load(spec: str, device: str | torch.device = "cpu", memory_budget: int = DEF
     """A Solver for a shipped model's name, a release file or a run directory."""
     model, card = load_release(resolve_model(spec), device)
     return Solver(model, card, memory_budget)
-

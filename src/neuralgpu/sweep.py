@@ -128,9 +128,16 @@ def read_run(run_dir: Path, extra_evaluations: list[dict[str, Any]] | None = Non
     card = read_card(release)
     random, structured = generalisation(card.get("evaluation", []) + list(extra_evaluations or []))
     return RunRow(
-        run=run_dir.name, task=card["task"], recipe=card["recipe"], seed=int(card["seed"]), solved=bool(card["solved"]),
-        steps=int(card["steps"]), examples=examples_seen(card), wall_clock_s=float(card["wall_clock_s"]),
-        random_error=random, structured_error=structured,
+        run=run_dir.name,
+        task=card["task"],
+        recipe=card["recipe"],
+        seed=int(card["seed"]),
+        solved=bool(card["solved"]),
+        steps=int(card["steps"]),
+        examples=examples_seen(card),
+        wall_clock_s=float(card["wall_clock_s"]),
+        random_error=random,
+        structured_error=structured,
     )
 
 

@@ -152,7 +152,6 @@ class TrainConfig:
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
 
 
-
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
     data = dict(data)
     data["model"] = model_config_from_dict(data["model"])
@@ -504,7 +503,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         stage = int(state.get("stage", 0))
         if stage >= len(self.stage_tasks):
-            raise ValueError(f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages")
+            raise ValueError(
+                f"the snapshot is at stage {stage + 1} but this run has {len(self.stage_tasks)}: resume with the run's own --stages"
+            )
         self._enter_stage(stage)
         self.averaged = self._average()  # a snapshot without an average (older, or none kept) restarts it here
         if self.averaged is not None and state.get("averaged") is not None:
@@ -578,7 +579,9 @@ class Trainer:
                 if self.step % config.snapshot_every == 0:
                     self.save_snapshot()
                 bar.update(1)
-                bar.set_postfix(length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False)
+                bar.set_postfix(
+                    length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False
+                )
         except KeyboardInterrupt:
             bar.write("interrupted: saving a resume snapshot")
             self.save_snapshot()
@@ -636,7 +639,9 @@ class Trainer:
             # A solved run's confirmation is on the card as it was scored. An unsolved one gets the
             # reach check's size: its confirmation failed, and scoring all of a 1,024-input one
             # again at length 2,000 would keep a CPU busy for ~85 minutes after the budget ran out.
-            confirmed = max(self.config.reach_samples, self.config.reach_confirm_samples) if self.solved else self.config.reach_samples
+            confirmed = (
+                max(self.config.reach_samples, self.config.reach_confirm_samples) if self.solved else self.config.reach_samples
+            )
             for suite in self.checks.judged_suites():
                 results.append(result(self.reach_length, suite, confirmed if suite == "random" else self.config.reach_samples))
         return results
@@ -655,7 +660,12 @@ class Trainer:
 
         recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
         # The flags that override a recipe's field (the reach ones only where the recipe has a reach check).
-        overrides = (("reach_samples", "--reach-samples", True), ("reach_confirm_samples", "--reach-confirm-samples", True), ("check_gap", "--check-gap", False), ("ema_decay", "--ema", False))
+        overrides = (
+            ("reach_samples", "--reach-samples", True),
+            ("reach_confirm_samples", "--reach-confirm-samples", True),
+            ("check_gap", "--check-gap", False),
+            ("ema_decay", "--ema", False),
+        )
         for name, flag, needs_reach in overrides:
             value = getattr(config, name)
             if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
@@ -671,7 +681,9 @@ class Trainer:
             "seed": self.config.seed,
             "steps": self.step,
             "wall_clock_s": round(self.elapsed, 1),
-            "hardware": torch.cuda.get_device_name() if self.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+            "hardware": torch.cuda.get_device_name()
+            if self.device.type == "cuda"
+            else f"cpu ({torch.get_num_threads()} threads)",
             "command": self.command(),
             "world_size": self.dist.world_size,
             "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],

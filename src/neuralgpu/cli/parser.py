@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     from neuralgpu.tasks import task_names
 
     parser = argparse.ArgumentParser(
-        prog="neuralgpu", description="Train, evaluate and run Neural GPUs that learn algorithms such as long binary multiplication."
+        prog="neuralgpu",
+        description="Train, evaluate and run Neural GPUs that learn algorithms such as long binary multiplication.",
     )
     parser.add_argument("--version", action="version", version=f"neuralgpu {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,13 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     train = commands.add_parser("train", help="train a model; writes a run directory")
-    train.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)")
-    train.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    train.add_argument(
+        "--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)"
+    )
+    train.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})"
+    )
     train.add_argument("--run-dir", type=Path, help="where to write the run (default runs/TASK-RECIPE-seedN)")
     train.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto: cuda if present)")
     train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the recipe's, 0)")
     train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
-    train.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument(
+        "--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time"
+    )
     train.add_argument(
         "--reach-samples",
         type=positive_int,
@@ -114,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     evaluate.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    evaluate.add_argument("--record", action="store_true", help="add these results, the command and the hardware to the model's card")
+    evaluate.add_argument(
+        "--record", action="store_true", help="add these results, the command and the hardware to the model's card"
+    )
     evaluate.set_defaults(run=cmd_eval)
 
     solve = commands.add_parser(
@@ -138,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a float32 dense matrix product measured on the same device.",
     )
     bench.add_argument("--recipe", default="paper", choices=list(RECIPES), help="model configuration to time (default paper)")
-    bench.add_argument("--task", default="badd", choices=task_names(), metavar="TASK", help="task whose inputs are used (default badd)")
+    bench.add_argument(
+        "--task", default="badd", choices=task_names(), metavar="TASK", help="task whose inputs are used (default badd)"
+    )
     bench.add_argument("--length", type=positive_int, default=41, help="input width in columns (default 41)")
     bench.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
     bench.add_argument("--infer-length", type=positive_int, help="input width of the timed inference (default: --length)")
@@ -164,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("model", metavar="MODEL", help="shipped model name, release .safetensors file or run directory")
     show.add_argument("expr", metavar="EXPR", help="one problem in the task's notation, e.g. 1011+110")
     show.add_argument("--out", type=Path, required=True, metavar="FILE", help="FILE.png (grid of frames) or FILE.gif (animation)")
-    show.add_argument("--frames", type=positive_int, default=None, help="how many steps to draw (default 12 for PNG, 200 for GIF)")
+    show.add_argument(
+        "--frames", type=positive_int, default=None, help="how many steps to draw (default 12 for PNG, 200 for GIF)"
+    )
     show.set_defaults(run=cmd_show)
 
     plot = commands.add_parser(
@@ -189,21 +202,33 @@ def build_parser() -> argparse.ArgumentParser:
         "killed sweep continues where it stopped. Ends by writing OUT/summary.txt and OUT/summary.json.",
     )
     sweep.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn")
-    sweep.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})")
+    sweep.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})"
+    )
     sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
     sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")
     sweep.add_argument("--out", type=Path, required=True, help="directory for the runs and the summary")
     sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")
     sweep.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS", help="per-run training time")
-    sweep.add_argument("--reach-samples", type=positive_int, default=None, metavar="N", help="per-run reach check size (see train --reach-samples)")
+    sweep.add_argument(
+        "--reach-samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="per-run reach check size (see train --reach-samples)",
+    )
     sweep.add_argument(
         "--reach-confirm-samples", type=non_negative_int, default=None, metavar="N", help="per-run confirmation size (see train)"
     )
     sweep.add_argument("--compile", action="store_true", help="every run with --compile (see train --compile)")
-    sweep.add_argument("--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)")
+    sweep.add_argument(
+        "--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)"
+    )
     sweep.add_argument("--ema", type=decay, default=None, metavar="DECAY", help="per-run weight average (see train --ema)")
-    sweep.add_argument("--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)")
+    sweep.add_argument(
+        "--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)"
+    )
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)
 
@@ -213,9 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="One row per finished run (seed, solved, steps, wall-clock, sequence error per length on random inputs "
         "and on the worst structured suite) and a line with seeds solved and the median and worst steps to solve.",
     )
-    report.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="run directories, or sweep directories holding them")
+    report.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="DIR", help="run directories, or sweep directories holding them"
+    )
     report.add_argument("--lengths", type=length_list, default=None, help="also evaluate every run at these widths")
-    report.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite for --lengths (default 128)")
+    report.add_argument(
+        "--samples", type=positive_int, default=128, help="examples per length and suite for --lengths (default 128)"
+    )
     report.add_argument("--write", action="store_true", help="also write summary.txt and summary.json into the (single) DIR")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(run=cmd_report)

@@ -17,7 +17,11 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
     """--reach-samples and --reach-confirm-samples size the recipe's reach check; a recipe without one cannot use them."""
     from neuralgpu.recipes import build_config
 
-    given = [flag for flag, value in (("--reach-samples", args.reach_samples), ("--reach-confirm-samples", args.reach_confirm_samples)) if value]
+    given = [
+        flag
+        for flag, value in (("--reach-samples", args.reach_samples), ("--reach-confirm-samples", args.reach_confirm_samples))
+        if value
+    ]
     if given and not build_config(args.task, args.recipe).reach_factor:
         raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
 
@@ -29,7 +33,9 @@ def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
     if not args.compile or resolve_device(args.device).type != "cpu":
         return
     if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
-        raise CommandError("--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile")
+        raise CommandError(
+            "--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile"
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -63,7 +69,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CommandError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
         if context.is_main:
             ranks = f" on {context.world_size} ranks" if context.enabled else ""
-            print(f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}){ranks} into {run_dir}", file=sys.stderr)
+            print(
+                f"training {config.task} with recipe {config.recipe!r} (seed {config.seed}){ranks} into {run_dir}",
+                file=sys.stderr,
+            )
         result = Trainer(config, run_dir, resume=args.resume, distributed=context).run()
         completed = True
     finally:
@@ -101,7 +110,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.compile:
         train_args.append("--compile")
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
-    print(f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr)
+    print(
+        f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr
+    )
     failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
     args.run_dirs = [args.out]
     status = cmd_report(args)

@@ -79,7 +79,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for text, answer in zip(texts, solver.solve(texts)):
             right = answer == solver.task.oracle(text)
             wrong += not right
-            print(f"  {_shorten(text)} -> {_shorten(answer)}  {'correct' if right else 'WRONG, expected ' + _shorten(solver.task.oracle(text))}")
+            print(
+                f"  {_shorten(text)} -> {_shorten(answer)}  {'correct' if right else 'WRONG, expected ' + _shorten(solver.task.oracle(text))}"
+            )
     print()
     print(format_models(models))
     print(f"\n{wrong} wrong answers" if wrong else "\nevery answer above matches the oracle")
@@ -110,8 +112,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from neuralgpu.models import record_verification
         from neuralgpu.solver import resolve_model
 
-        command = " ".join(["neuralgpu", "eval", args.model, "--lengths", ",".join(map(str, args.lengths)), "--suite", args.suite,
-                            "--samples", str(args.samples)])
+        command = " ".join(
+            [
+                "neuralgpu",
+                "eval",
+                args.model,
+                "--lengths",
+                ",".join(map(str, args.lengths)),
+                "--suite",
+                args.suite,
+                "--samples",
+                str(args.samples),
+            ]
+        )
         record_verification(resolve_model(args.model), results, command)
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))

@@ -53,7 +53,9 @@ REGISTRY: dict[str, TaskInfo] = {
         _sequence("sort", 2, "sort bits (counting)", "10110", "00111"),
         _sequence("kvsort", 4, "sort key-value pairs by key, stably", "31022011", "02112031", paired=True),
         _sequence("rev2", 4, "reverse the order of pairs", "310220", "200231", paired=True),
-        _sequence("incr", 10, "add one to a decimal number", "1299", "1300", numeric=True, suites=(*GENERIC_SUITES, *NUMBER_SUITES)),
+        _sequence(
+            "incr", 10, "add one to a decimal number", "1299", "1300", numeric=True, suites=(*GENERIC_SUITES, *NUMBER_SUITES)
+        ),
         _sequence("left-shift", 4, "rotate by one: the last symbol comes first", "3102", "2310"),
         _sequence("right-shift", 4, "rotate by one: the first symbol goes last", "3102", "1023"),
         TaskInfo(SearchTask(), "value of the first pair keyed by the last symbol", "3102233", "1"),

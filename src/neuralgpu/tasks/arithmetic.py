@@ -185,9 +185,7 @@ class ArithmeticTask(Task):
         parts = expression.split(self.operator)
         if len(parts) != 2:
             found = expression.count(self.operator)
-            raise TaskInputError(
-                f"expected exactly one {self.operator!r} between two base-{self.base} numbers, found {found}"
-            )
+            raise TaskInputError(f"expected exactly one {self.operator!r} between two base-{self.base} numbers, found {found}")
         operands = []
         for side, part in zip(("left", "right"), parts):
             part = part.strip()
