@@ -1,6 +1,7 @@
 """The command line, as a person uses it: in a subprocess, reading stdout, stderr and the status."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -47,6 +48,24 @@ def test_eval_prints_a_table_and_json(trained_copy, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [(row["length"], row["suite"]) for row in rows] == [(6, "random"), (6, "constant"), (12, "random"), (12, "constant")]
     assert all(row["sequence_error"] == 0 for row in rows)
+
+
+def test_compiled_eval_scores_like_the_eager_model_and_records_that_it_compiled(trained_copy, tmp_path, capsys):
+    run_dir, _ = trained_copy
+    release = tmp_path / "copy.safetensors"
+    shutil.copy(run_dir / "model.safetensors", release)
+    shutil.copy(run_dir / "model.json", release.with_suffix(".json"))
+    args = ["eval", str(release), "--lengths", "6,24", "--suite", "random,ascending", "--samples", "16", "--device", "cpu"]
+    assert main([*args, "--json"]) == 0
+    eager = json.loads(capsys.readouterr().out)
+    assert main([*args, "--json", "--compile", "--record"]) == 0
+    compiled = json.loads(capsys.readouterr().out)
+    # The same frozen inputs, so the same wrong sequences (float rounding moves no answer here).
+    assert [(row["suite"], row["length"], row["sequence_errors"], row["digit_errors"]) for row in compiled] == [
+        (row["suite"], row["length"], row["sequence_errors"], row["digit_errors"]) for row in eager
+    ]
+    card = json.loads(release.with_suffix(".json").read_text())
+    assert card["verifications"][-1]["command"].endswith("--samples 16 --compile")
 
 
 @pytest.mark.parametrize(
@@ -194,6 +213,7 @@ def test_compile_without_a_cpu_compiler_is_refused_in_one_line(monkeypatch, tmp_
     for argv in (
         ["train", "--task", "copy", "--recipe", "tiny", "--device", "cpu", "--compile", "--run-dir", str(tmp_path / "run")],
         ["bench", "--recipe", "tiny", "--device", "cpu", "--compile"],
+        ["eval", "copy", "--device", "cpu", "--compile"],
     ):
         assert main(argv) == 2
         error = capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
@@ -76,3 +78,15 @@ def resolve_device_name(name: str) -> str:
     from neuralgpu.train import resolve_device
 
     return str(resolve_device(name))
+
+
+def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
+    """torch.compile builds C++ kernels on a CPU; without a compiler it fails deep inside the first step."""
+    from neuralgpu.train import resolve_device
+
+    if not args.compile or resolve_device(args.device).type != "cpu":
+        return
+    if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
+        raise CommandError(
+            "--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile"
+        )

@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the CGRUs through torch.compile: faster at long lengths (on a CPU it needs a C++ compiler such as "
+        "g++, and compiles for seconds first); answers equal the eager model's up to float rounding, and --record "
+        "writes --compile into the recorded command",
+    )
+    evaluate.add_argument(
         "--record", action="store_true", help="add these results, the command and the hardware to the model's card"
     )
     evaluate.set_defaults(run=cmd_eval)

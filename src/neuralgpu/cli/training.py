@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 from neuralgpu.checkpoint import CheckpointError
-from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError
+from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError, refuse_compile_without_a_compiler
 
 
 def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None:
@@ -24,18 +22,6 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
     ]
     if given and not build_config(args.task, args.recipe).reach_factor:
         raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
-
-
-def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
-    """torch.compile builds C++ kernels on a CPU; without a compiler it fails deep inside the first step."""
-    from neuralgpu.train import resolve_device
-
-    if not args.compile or resolve_device(args.device).type != "cpu":
-        return
-    if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++")):
-        raise CommandError(
-            "--compile on a CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX): install one, or drop --compile"
-        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:

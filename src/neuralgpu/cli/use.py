@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from neuralgpu.cli.arguments import EXIT_BAD_INPUT, MAX_SHOWN_SYMBOLS, CommandError, resolve_device_name
+from neuralgpu.cli.arguments import (
+    EXIT_BAD_INPUT,
+    MAX_SHOWN_SYMBOLS,
+    CommandError,
+    refuse_compile_without_a_compiler,
+    resolve_device_name,
+)
 from neuralgpu.memory import reuse_freed_blocks
 
 Command = Callable[[argparse.Namespace], int]
@@ -98,7 +104,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
+    refuse_compile_without_a_compiler(args)
     solver = load(args.model, device=resolve_device_name(args.device))
+    if args.compile:
+        solver.model.compile_cells()
     task = solver.task
     suites: list[str] = []
     for name in args.suite.split(","):
@@ -123,6 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 args.suite,
                 "--samples",
                 str(args.samples),
+                *(["--compile"] if args.compile else []),
             ]
         )
         record_verification(resolve_model(args.model), results, command)
