@@ -121,21 +121,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from neuralgpu.models import record_verification
         from neuralgpu.solver import resolve_model
 
-        command = " ".join(
-            [
-                "neuralgpu",
-                "eval",
-                args.model,
-                "--lengths",
-                ",".join(map(str, args.lengths)),
-                "--suite",
-                args.suite,
-                "--samples",
-                str(args.samples),
-                *(["--compile"] if args.compile else []),
-            ]
-        )
-        record_verification(resolve_model(args.model), results, command)
+        lengths = ",".join(map(str, args.lengths))
+        command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
+        record_verification(resolve_model(args.model), results, command + (" --compile" if args.compile else ""))
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
     else:
