@@ -28,17 +28,23 @@ def last_step(run_dir) -> int:
 
 
 @pytest.mark.slow
-def test_training_killed_with_sigkill_resumes_and_matches_an_unkilled_run(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_training_killed_resumes_and_matches_an_unkilled_run(tmp_path, stop):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    process = subprocess.Popen([*TRAIN, "--run-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([*TRAIN, "--run-dir", str(killed)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while last_step(killed) < 150 and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert process.poll() is None, "the run ended before it could be killed: make it longer"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    logged = last_step(killed)
+    os.kill(process.pid, stop)
+    output, _ = process.communicate(timeout=120)
     snapshot_step = torch.load(killed / "snapshot.pt", weights_only=True)["step"]
-    assert 100 <= snapshot_step < last_step(killed) + 1
+    if stop == signal.SIGKILL:  # no warning: the last periodic snapshot (every 100 steps) is what is left
+        assert 100 <= snapshot_step < last_step(killed) + 1
+    else:  # SIGTERM (kill, a scheduler, torchrun) stops it as Ctrl-C does: a snapshot of where it stopped
+        assert process.returncode == 130 and "saving a resume snapshot" in output, output
+        assert snapshot_step >= logged
 
     subprocess.run([*TRAIN, "--run-dir", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
     subprocess.run([*TRAIN, "--run-dir", str(whole)], check=True, capture_output=True, timeout=600)

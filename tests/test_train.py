@@ -255,6 +255,37 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_run_stopped_during_a_check_checks_the_same_weights_first_on_resume(tmp_path):
+    """A check at the reach length can take an hour on a CPU: stopping the run during it must not
+    lose the candidate it was judging (before, the resumed run trained on and never judged it)."""
+    whole = small_trainer(tmp_path / "whole", max_steps=6, eval_every=2)
+    whole.run()
+    first = small_trainer(tmp_path / "split", max_steps=6, eval_every=2)
+    measure = first._measure
+
+    def stopped_during_the_check_at_step_4():
+        if first.step == 4:
+            raise KeyboardInterrupt  # what Ctrl-C or SIGTERM raises
+        return measure()
+
+    first._measure = stopped_during_the_check_at_step_4
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    resumed = Trainer(first.config, tmp_path / "split", resume=True, progress=False)
+    assert resumed.step == 4 and resumed.check_due
+    resumed.run()
+    for name, tensor in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], tensor, msg=name)
+    checks = {run: [r for r in read_metrics(tmp_path / run) if "eval_seq_error_41" in r] for run in ("whole", "split")}
+    assert [r["step"] for r in checks["split"]] == [r["step"] for r in checks["whole"]] == [2, 4, 6]
+    assert [r.get("check_resumed", False) for r in checks["split"]] == [False, True, False]
+    for ours, theirs in zip(checks["split"], checks["whole"]):
+        assert ours["eval_seq_error_41"] == theirs["eval_seq_error_41"]
+    lines = {run: [r for r in read_metrics(tmp_path / run) if "loss" in r] for run in ("whole", "split")}
+    assert [r["step"] for r in lines["split"]] == [r["step"] for r in lines["whole"]] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in lines["split"]] == [r["loss"] for r in lines["whole"]]  # step 4's too, saved for its check
+
+
 def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     """The suite that failed last goes first at the next check, which changes how much of it runs
     and so when long_check_share defers one: a resumed run must carry both, or it could stop elsewhere."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -191,6 +193,27 @@ def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> fl
     return config.grad_noise * math.sqrt(max(step, 1) ** -0.55 * max(train_error, 0.0))
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Inside, SIGTERM stops training as Ctrl-C does, with a resume snapshot.
+
+    `kill`, a scheduler's preemption and torchrun stopping its workers all send SIGTERM, and a run
+    started in the background from a script never sees Ctrl-C's SIGINT: the shell ignores it there.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _cpu_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A snapshot of a module's state on the CPU, detached from what training does next."""
     return {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
@@ -263,6 +286,10 @@ class Trainer:
         self.window_loss, self.window_steps = 0.0, 0
         self.rollbacks = 0
         self.solved = False
+        # The state a check began from, while it runs. A run stopped during the check saves it with
+        # the log line the check's results complete (check_due), and on resume runs the check first.
+        self.before_check: dict[str, Any] | None = None
+        self.check_due: dict[str, Any] | None = None
         if resume:
             if run_dir is None:
                 raise ValueError("resuming needs a run directory")
@@ -450,6 +477,19 @@ class Trainer:
         self.solved = bool(record.pop("solved", False))
         return record
 
+    def _check_resumably(self, line: dict[str, Any]) -> dict[str, Any]:
+        """check_solved, keeping the state it began from and the log ``line`` its results complete.
+
+        A check at the reach length can take an hour on a CPU. A run stopped during it saves that
+        state, so that on resume these same weights are checked before training goes on (otherwise
+        the candidate would never be judged) and the step's line is logged as if never stopped.
+        """
+        self.before_check = {**self._snapshot_state(), "check_due": line}
+        record = self.check_solved()
+        self.before_check = None
+        self.check_due = None
+        return record
+
     def _measure(self) -> dict[str, Any]:
         """Errors at the maximum training length, and at 10x only when that length is error-free."""
         short = self.eval_lengths[0]
@@ -524,6 +564,7 @@ class Trainer:
         for name in SCALAR_STATE:  # a snapshot from before a field existed keeps its start value
             setattr(self, name, type(getattr(self, name))(state.get(name, getattr(self, name))))
         self.set_lr(self.lr)
+        self.check_due = state.get("check_due")
 
     def rollback(self) -> dict[str, Any]:
         """Back to the last good snapshot with half the learning rate (the divergence guard)."""
@@ -537,6 +578,13 @@ class Trainer:
         self.last_good = self._snapshot_state()
         if self.run_dir is not None and self.dist.is_main:
             save_snapshot(self.run_dir / SNAPSHOT_NAME, self.last_good)
+
+    def save_interrupted_snapshot(self) -> None:
+        """The snapshot of a stopped run: the state before the check it was stopped in, if any."""
+        if self.before_check is None:
+            self.save_snapshot()
+        elif self.run_dir is not None and self.dist.is_main:
+            save_snapshot(self.run_dir / SNAPSHOT_NAME, self.before_check)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -557,37 +605,41 @@ class Trainer:
         quiet = True if not self.dist.is_main else quiet
         bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
         window: list[StepStats] = []
-        try:
-            while not self.solved and not self.out_of_budget():
-                started = time.perf_counter()
-                stats = self.train_step()
-                if not stats.finite:
-                    self.log({"step": self.step, **self.rollback()}, bar)
-                    continue
-                window.append(stats)
-                record: dict[str, Any] = {}
-                if self.step % config.curriculum.check_every == 0:
-                    record.update(self.decide())
-                if self.step % config.eval_every == 0:
-                    record.update(self.check_solved())
-                self.elapsed += time.perf_counter() - started
-                if config.time_budget is not None:  # every rank must stop at the same step
-                    self.elapsed = self.dist.maximum(self.elapsed, self.device)
-                if self.step % config.log_every == 0 or record or self.solved:
-                    self.log(self._summary(window, record), bar)
-                    window = []
-                if self.step % config.snapshot_every == 0:
-                    self.save_snapshot()
-                bar.update(1)
-                bar.set_postfix(
-                    length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False
-                )
-        except KeyboardInterrupt:
-            bar.write("interrupted: saving a resume snapshot")
-            self.save_snapshot()
-            raise
-        finally:
-            bar.close()
+        with sigterm_interrupts():
+            try:
+                if self.check_due:  # the last run was stopped during this step's check
+                    self._resume_check(bar)
+                while not self.solved and not self.out_of_budget():
+                    started = time.perf_counter()
+                    stats = self.train_step()
+                    if not stats.finite:
+                        self.log({"step": self.step, **self.rollback()}, bar)
+                        continue
+                    window.append(stats)
+                    record: dict[str, Any] = {}
+                    if self.step % config.curriculum.check_every == 0:
+                        record.update(self.decide())
+                    if self.step % config.eval_every == 0:
+                        record.update(self._check_resumably(self._summary(window, record)))
+                    self.elapsed += time.perf_counter() - started
+                    if config.time_budget is not None:  # every rank must stop at the same step
+                        self.elapsed = self.dist.maximum(self.elapsed, self.device)
+                    if self.step % config.log_every == 0 or record or self.solved:
+                        self.log(self._summary(window, record), bar)
+                        window = []
+                    if self.step % config.snapshot_every == 0:
+                        self.save_snapshot()
+                    bar.update(1)
+                    bar.set_postfix(
+                        length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False
+                    )
+            except KeyboardInterrupt:
+                during = f" (from before the check at step {self.step}, which --resume runs first)" if self.before_check else ""
+                bar.write(f"interrupted: saving a resume snapshot{during}")
+                self.save_interrupted_snapshot()
+                raise
+            finally:
+                bar.close()
         self.save_snapshot()
         in_sync = self.dist.parameters_agree(self.model, self.device)
         if not in_sync:
@@ -603,6 +655,15 @@ class Trainer:
             self.writer.log(finished)
             self.writer.close()
         return TrainResult(self.solved, self.step, self.elapsed, final, self.run_dir)
+
+    def _resume_check(self, bar: tqdm) -> None:
+        """Run the check the last run was stopped in, and log the step's line it completes."""
+        assert self.check_due is not None
+        started = time.perf_counter()
+        line = self.check_due
+        record = self._check_resumably(line)
+        self.elapsed += time.perf_counter() - started
+        self.log({**line, "elapsed": self.elapsed, "check_resumed": True, **record}, bar)
 
     def _summary(self, window: list[StepStats], extra: dict[str, Any]) -> dict[str, Any]:
         examples = sum(s.examples for s in window) or 1
