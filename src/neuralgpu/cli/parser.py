@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--compile",
         action="store_true",
-        help="run the CGRUs through torch.compile: faster at long lengths (on a CPU it needs a C++ compiler such as "
-        "g++, and compiles for seconds first); answers equal the eager model's up to float rounding, and --record "
-        "writes --compile into the recorded command",
+        help="run the CGRUs through torch.compile (on a CPU it needs a C++ compiler such as g++, and compiles for "
+        "seconds first); answers equal the eager model's up to float rounding, and --record writes --compile into the "
+        "recorded command. On a CPU it pays only when other work shares the cores (README: Speed and memory)",
     )
     evaluate.add_argument(
         "--record", action="store_true", help="add these results, the command and the hardware to the model's card"
