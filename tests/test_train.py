@@ -273,6 +273,18 @@ def test_a_run_stopped_during_a_check_checks_the_same_weights_first_on_resume(tm
         first.run()
     resumed = Trainer(first.config, tmp_path / "split", resume=True, progress=False)
     assert resumed.step == 4 and resumed.check_due
+
+    class Killed(BaseException):
+        """Like SIGKILL: nothing is saved on the way out, only what was saved before counts."""
+
+    def killed_after_the_check():
+        raise Killed
+
+    resumed.train_step = killed_after_the_check
+    with pytest.raises(Killed):
+        resumed.run()
+    resumed = Trainer(first.config, tmp_path / "split", resume=True, progress=False)
+    assert resumed.step == 4 and not resumed.check_due  # the check ran: a second resume does not repeat it
     resumed.run()
     for name, tensor in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], tensor, msg=name)

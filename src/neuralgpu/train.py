@@ -664,6 +664,7 @@ class Trainer:
         record = self._check_resumably(line)
         self.elapsed += time.perf_counter() - started
         self.log({**line, "elapsed": self.elapsed, "check_resumed": True, **record}, bar)
+        self.save_snapshot()  # stopped again, the run must not repeat the check: it may take hours
 
     def _summary(self, window: list[StepStats], extra: dict[str, Any]) -> dict[str, Any]:
         examples = sum(s.examples for s in window) or 1
