@@ -193,27 +193,6 @@ def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> fl
     return config.grad_noise * math.sqrt(max(step, 1) ** -0.55 * max(train_error, 0.0))
 
 
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """Inside, SIGTERM stops training as Ctrl-C does, with a resume snapshot.
-
-    `kill`, a scheduler's preemption and torchrun stopping its workers all send SIGTERM, and a run
-    started in the background from a script never sees Ctrl-C's SIGINT: the shell ignores it there.
-    """
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _cpu_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A snapshot of a module's state on the CPU, detached from what training does next."""
     return {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
@@ -290,6 +269,7 @@ class Trainer:
         # the log line the check's results complete (check_due), and on resume runs the check first.
         self.before_check: dict[str, Any] | None = None
         self.check_due: dict[str, Any] | None = None
+        self.stop_requested = False  # a signal asked the run to stop at the end of this step
         if resume:
             if run_dir is None:
                 raise ValueError("resuming needs a run directory")
@@ -579,6 +559,32 @@ class Trainer:
         if self.run_dir is not None and self.dist.is_main:
             save_snapshot(self.run_dir / SNAPSHOT_NAME, self.last_good)
 
+    @contextlib.contextmanager
+    def _stopped_by_signals(self):
+        """Inside, SIGTERM (and Ctrl-C's SIGINT, where the process takes it) stop training with a
+        resume snapshot: at the end of the current step, so the snapshot never holds half a step,
+        or at once during a check, which may take hours and whose starting state is kept.
+
+        `kill`, a scheduler's preemption and torchrun stopping its workers all send SIGTERM; a run
+        started in the background from a script never sees Ctrl-C, which the shell ignores there.
+        """
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+            if self.before_check is not None:
+                raise KeyboardInterrupt
+
+        signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else [])
+        previous = {number: signal.signal(number, request_stop) for number in signals}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
     def save_interrupted_snapshot(self) -> None:
         """The snapshot of a stopped run: the state before the check it was stopped in, if any."""
         if self.before_check is None:
@@ -605,7 +611,7 @@ class Trainer:
         quiet = True if not self.dist.is_main else quiet
         bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
         window: list[StepStats] = []
-        with sigterm_interrupts():
+        with self._stopped_by_signals():
             try:
                 if self.check_due:  # the last run was stopped during this step's check
                     self._resume_check(bar)
@@ -633,6 +639,8 @@ class Trainer:
                     bar.set_postfix(
                         length=self.curriculum.current, err=f"{self.train_error:.3f}", loss=f"{stats.loss:.3f}", refresh=False
                     )
+                    if self.stop_requested:
+                        raise KeyboardInterrupt
             except KeyboardInterrupt:
                 during = f" (from before the check at step {self.step}, which --resume runs first)" if self.before_check else ""
                 bar.write(f"interrupted: saving a resume snapshot{during}")
