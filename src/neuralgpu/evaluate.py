@@ -191,11 +191,12 @@ def evaluate_suites(
 
 def format_table(results: list[EvalResult]) -> str:
     """A fixed-width table: one row per (length, suite)."""
-    header = f"{'task':<10} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10}"
+    task_width = max([10, *(len(result.task) for result in results)])  # right-shift is 11 symbols
+    header = f"{'task':<{task_width}} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10}"
     lines = [header, "-" * len(header)]
     for result in results:
         lines.append(
-            f"{result.task:<10} {result.length:>7} {result.suite:<13} {result.samples:>7} "
+            f"{result.task:<{task_width}} {result.length:>7} {result.suite:<13} {result.samples:>7} "
             f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%}"
         )
     named = [
