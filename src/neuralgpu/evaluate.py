@@ -148,44 +148,93 @@ def evaluate(
     memory_budget: int = 2**30,
     stop_at_error: bool = False,
     on_scored: Callable[[int], object] | None = None,
+    after: EvalResult | None = None,
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
     result's ``samples`` says how many were scored: always a prefix of the same frozen set).
-    ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``)."""
+    ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``).
+
+    ``after``, an earlier result on a prefix of the same set by the same model, is taken as it
+    stands: only the examples past it are scored, and the result counts both. A stop (Ctrl-C,
+    SIGTERM) raises ``EvaluationStopped`` carrying the prefix scored so far, so hours of scoring
+    can be recorded and continued rather than lost.
+    """
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
-    batch = eval_batch(task, length, suite, samples)
-    totals, scored = np.zeros(3, dtype=np.int64), 0  # sequence errors, digit errors, digits scored
+    if after is not None and (after.task, after.length, after.suite) != (task.name, length, suite):
+        raise ValueError(f"cannot continue {after.task} {after.suite} at {after.length} with {task.name} {suite} at {length}")
+    first = after.samples if after is not None else 0
+    totals = np.zeros(3, dtype=np.int64)  # sequence errors, digit errors, digits scored
     wrong_examples: list[int] = []
+    if after is not None:
+        totals += (after.sequence_errors, after.digit_errors, after.digits)
+        wrong_examples.extend(after.wrong_examples)
+    scored = first
+
+    def result() -> EvalResult:
+        return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals), tuple(wrong_examples))
+
+    if first >= samples or (stop_at_error and totals[0]):
+        return result()
+    batch = eval_batch(task, length, suite, samples)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
-    # closing(): on an early exit the generator ends at once and puts the model back in its mode.
-    with contextlib.closing(predictions(model, batch.inputs, batch.mask, memory_budget, batch_size)) as batches:
-        for predicted in batches:
-            rows = slice(scored, scored + len(predicted))
-            part = Batch(batch.inputs[rows], batch.targets[rows])
-            wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
-            totals += tally(wrong, part.mask)
-            wrong_rows = scored + np.flatnonzero(wrong.any(axis=1))
-            wrong_examples.extend(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(wrong_examples)])
-            scored += len(predicted)
-            if on_scored is not None:
-                on_scored(len(predicted))
-            if stop_at_error and totals[0]:
-                break
-    return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals), tuple(wrong_examples))
+    inputs, mask = batch.inputs[first:], batch.mask[first:]
+    try:
+        # closing(): on an early exit the generator ends at once and puts the model back in its mode.
+        with contextlib.closing(predictions(model, inputs, mask, memory_budget, batch_size)) as batches:
+            for predicted in batches:
+                rows = slice(scored, scored + len(predicted))
+                part = Batch(batch.inputs[rows], batch.targets[rows])
+                wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
+                totals += tally(wrong, part.mask)
+                wrong_rows = scored + np.flatnonzero(wrong.any(axis=1))
+                wrong_examples.extend(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(wrong_examples)])
+                scored += len(predicted)
+                if on_scored is not None:
+                    on_scored(len(predicted))
+                if stop_at_error and totals[0]:
+                    break
+    except KeyboardInterrupt:
+        raise EvaluationStopped([result()]) from None
+    return result()
+
+
+class EvaluationStopped(KeyboardInterrupt):
+    """A stop during an evaluation, with what was scored by then: every finished result, and the
+    stopped one's prefix (its ``samples`` says how far it got; 0 when no batch was finished)."""
+
+    def __init__(self, results: list[EvalResult]):
+        super().__init__()
+        self.results = results
 
 
 def evaluate_suites(
-    model: NeuralGPU, task: Task, lengths: list[int], suites: list[str], samples: int, progress: bool = False
+    model: NeuralGPU,
+    task: Task,
+    lengths: list[int],
+    suites: list[str],
+    samples: int,
+    progress: bool = False,
+    earlier: dict[tuple[int, str], EvalResult] | None = None,
 ) -> list[EvalResult]:
-    """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal."""
-    total = len(lengths) * len(suites) * samples
+    """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal.
+
+    ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``). A
+    stop raises ``EvaluationStopped`` with the finished results and the stopped one's prefix.
+    """
+    earlier = earlier or {}
+    plan = [(length, suite, earlier.get((length, suite))) for length in lengths for suite in suites]
+    total = sum(max(samples - (after.samples if after else 0), 0) for _, _, after in plan)
     with tqdm(total=total, unit="example", disable=None if progress else True, dynamic_ncols=True, leave=False) as bar:
-        results = []
-        for length in lengths:
-            for suite in suites:
-                bar.set_description(f"length {length} {suite}")
-                results.append(evaluate(model, task, length, suite, samples, on_scored=bar.update))
+        results: list[EvalResult] = []
+        for length, suite, after in plan:
+            bar.set_description(f"length {length} {suite}")
+            try:
+                results.append(evaluate(model, task, length, suite, samples, on_scored=bar.update, after=after))
+            except EvaluationStopped as stop:
+                raise EvaluationStopped(results + stop.results) from None
+            except KeyboardInterrupt:  # before its first batch began: nothing of it was scored
+                raise EvaluationStopped(results) from None
         return results
 
 

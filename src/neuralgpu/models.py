@@ -95,15 +95,45 @@ def hardware() -> str:
     return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def record_verification(path: Path, results: list[EvalResult], command: str) -> None:
-    """Append an evaluation, with the command and hardware that made it, to a release's card."""
+def largest_recorded(card: dict[str, Any]) -> dict[tuple[int, str], EvalResult]:
+    """Per (length, suite), the card's evaluation on the most examples: the prefix of the frozen
+    set that ``neuralgpu eval --extend`` goes on from instead of scoring it again."""
+    largest: dict[tuple[int, str], EvalResult] = {}
+    for record in ShippedModel("", card).evaluations:
+        key = (int(record["length"]), str(record["suite"]))
+        if key not in largest or record["samples"] > largest[key].samples:
+            fields = {name: record[name] for name in EvalResult.__dataclass_fields__ if name in record}
+            largest[key] = EvalResult(**{**fields, "wrong_examples": tuple(record.get("wrong_examples", ()))})
+    return largest
+
+
+def record_verification(
+    path: Path,
+    results: list[EvalResult],
+    command: str,
+    continued: dict[tuple[int, str], int] | None = None,
+    stopped: bool = False,
+) -> None:
+    """Append an evaluation, with the command and hardware that made it, to a release's card.
+
+    ``continued`` names the results that went on from an earlier record (length, suite) and the
+    examples taken from it; ``stopped`` marks an evaluation stopped before its last example, whose
+    results hold the prefix scored.
+    """
     model, card = load_release(path)
-    verification = {
+    verification: dict[str, Any] = {
         "command": command,
         "hardware": hardware(),
         "date": datetime.date.today().isoformat(),
         "results": [result.to_json() for result in results],
     }
+    if continued:
+        verification["continued_from_card"] = [
+            {"length": length, "suite": suite, "examples_already_recorded": examples}
+            for (length, suite), examples in continued.items()
+        ]
+    if stopped:
+        verification["stopped"] = True
     card["verifications"] = card.get("verifications", []) + [verification]
     for key in ("format", "format_version", "model_config"):  # save_release writes these afresh
         card.pop(key, None)

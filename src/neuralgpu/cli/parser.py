@@ -129,7 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded command. On a CPU it pays only when other work shares the cores (README: Speed and memory)",
     )
     evaluate.add_argument(
-        "--record", action="store_true", help="add these results, the command and the hardware to the model's card"
+        "--record",
+        action="store_true",
+        help="add these results, the command and the hardware to the model's card; stopped by Ctrl-C or SIGTERM, it "
+        "records the examples scored so far (each set's first N: a shorter but valid evaluation)",
+    )
+    evaluate.add_argument(
+        "--extend",
+        action="store_true",
+        help="go on from the card's largest evaluation of each length and suite: score only the examples past it, "
+        "then record the combined result (implies --record). The frozen sets grow by appending, so 256 recorded "
+        "examples are the first 256 of a --samples 1024 run",
     )
     evaluate.set_defaults(run=cmd_eval)
 

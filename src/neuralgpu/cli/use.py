@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -98,10 +101,29 @@ def _shorten(text: str, keep: int = 24) -> str:
     return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}...{text[-keep:]} ({len(text)} symbols)"
 
 
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """Inside, SIGTERM (`kill`, a scheduler's preemption) stops the process as Ctrl-C does, so a
+    long evaluation stopped either way still reports, and records, what it scored."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import evaluate_suites, format_table
-    from neuralgpu.solver import load
+    from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table
+    from neuralgpu.models import largest_recorded, record_verification
+    from neuralgpu.solver import load, resolve_model
     from neuralgpu.tasks import structured_suites
 
     refuse_compile_without_a_compiler(args)
@@ -116,18 +138,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task.check_suite(suite)
     for length in args.lengths:
         task.check_length(length)
-    results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples, progress=True)
-    if args.record:
-        from neuralgpu.models import record_verification
-        from neuralgpu.solver import resolve_model
-
-        lengths = ",".join(map(str, args.lengths))
-        command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
-        record_verification(resolve_model(args.model), results, command + (" --compile" if args.compile else ""))
+    wanted = {(length, suite) for length in args.lengths for suite in suites}
+    earlier = {key: result for key, result in largest_recorded(solver.card).items() if key in wanted} if args.extend else {}
+    stopped = False
+    try:
+        with terminated_as_interrupted():
+            results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples, progress=True, earlier=earlier)
+    except EvaluationStopped as stop:
+        results, stopped = stop.results, True
+    recorded = 0
+    if args.record or args.extend:
+        already = {key: result.samples for key, result in earlier.items()}
+        fresh = [result for result in results if result.samples > already.get((result.length, result.suite), 0)]
+        if fresh:
+            lengths = ",".join(map(str, args.lengths))
+            command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
+            command += " --extend" * args.extend + " --compile" * args.compile
+            continued = {key: already[key] for key in ((r.length, r.suite) for r in fresh) if key in already}
+            record_verification(resolve_model(args.model), fresh, command, continued, stopped)
+            recorded = len(fresh)
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
-    else:
+    elif results:
         print(format_table(results))
+    if stopped:
+        kept = f"; recorded the {recorded} results above on the card, run the same command with --extend to go on" if recorded else ""
+        print(f"neuralgpu eval: stopped; the table holds what was scored{kept}", file=sys.stderr)
+        return 130
     return 0
 
 
