@@ -1,13 +1,19 @@
 """The command line, as a person uses it: in a subprocess, reading stdout, stderr and the status."""
 
+import importlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from neuralgpu.cli import main
+
+# The module, not the function `neuralgpu.evaluate` that the package exports under its name.
+evaluation = importlib.import_module("neuralgpu.evaluate")
 
 
 def run(*args, stdin=""):
@@ -66,6 +72,41 @@ def test_compiled_eval_scores_like_the_eager_model_and_records_that_it_compiled(
     ]
     card = json.loads(release.with_suffix(".json").read_text())
     assert card["verifications"][-1]["command"].endswith("--samples 16 --compile")
+
+
+def test_a_stopped_recorded_eval_keeps_its_prefix_and_extend_finishes_it(trained_copy, tmp_path, monkeypatch, capsys):
+    run_dir, _ = trained_copy
+    release = tmp_path / "copy.safetensors"
+    shutil.copy(run_dir / "model.safetensors", release)
+    shutil.copy(run_dir / "model.json", release.with_suffix(".json"))
+    scored_in = evaluation.predictions
+
+    def terminated_after_two_batches(model, inputs, mask, memory_budget, batch_size=None):
+        for number, predicted in enumerate(scored_in(model, inputs, mask, memory_budget, 8), start=1):
+            yield predicted
+            if number == 2:  # as `kill` would, while the third batch is due
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    args = ["eval", str(release), "--lengths", "29", "--suite", "random", "--samples", "40", "--device", "cpu", "--json"]
+    monkeypatch.setattr(evaluation, "predictions", terminated_after_two_batches)
+    assert main([*args, "--record"]) == 130
+    output = capsys.readouterr()
+    assert [row["samples"] for row in json.loads(output.out)] == [16]
+    assert "stopped" in output.err and "--extend" in output.err and "Traceback" not in output.err
+    stopped = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
+    assert stopped["stopped"] and [result["samples"] for result in stopped["results"]] == [16]
+
+    monkeypatch.undo()
+    assert main([*args, "--extend"]) == 0
+    extended = json.loads(capsys.readouterr().out)
+    finished = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
+    assert finished["continued_from_card"] == [{"length": 29, "suite": "random", "examples_already_recorded": 16}]
+    assert "stopped" not in finished and finished["command"].endswith("--samples 40 --extend")
+    assert main(args) == 0
+    assert extended == json.loads(capsys.readouterr().out)  # the same as scoring all 40 at once
+    assert main([*args, "--extend"]) == 0  # nothing left to score: the recorded result, recorded once
+    assert json.loads(capsys.readouterr().out) == extended
+    assert json.loads(release.with_suffix(".json").read_text())["verifications"][-1] == finished
 
 
 @pytest.mark.parametrize(

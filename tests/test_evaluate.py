@@ -12,9 +12,12 @@ from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
     NAMED_WRONG_EXAMPLES,
+    EvaluationStopped,
     eval_batch,
     evaluate,
+    evaluate_suites,
     format_table,
+    grows_by_appending,
     inference_batch_size,
     predict,
     predictions,
@@ -23,7 +26,8 @@ from neuralgpu.evaluate import (
 from neuralgpu.memory import release_large_blocks, reuse_freed_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
-from neuralgpu.tasks import Batch, get_task
+from neuralgpu.tasks import REGISTRY, Batch, get_task
+from neuralgpu.tasks.sequence import SequenceTask
 from neuralgpu.train import Trainer
 
 
@@ -143,6 +147,54 @@ def test_every_scored_example_reaches_the_progress_callback():
     model, task, counts = untrained(), get_task("copy"), []
     result = evaluate(model, task, 24, "random", 20, memory_budget=60_000, on_scored=counts.append)
     assert len(counts) > 1 and sum(counts) == result.samples == 20
+
+
+@pytest.mark.parametrize("name", sorted(name for name, info in REGISTRY.items() if isinstance(info.task, SequenceTask)))
+def test_a_random_sequence_set_grows_by_appending_so_a_smaller_one_is_its_prefix(name):
+    # What lets a recorded 256 of the shipped sequence models be continued to 1,024 (eval --extend).
+    task = get_task(name)
+    length = max(task.min_length, 24)
+    small, large = eval_batch(task, length, "random", 5), eval_batch(task, length, "random", 13)
+    assert np.array_equal(small.inputs, large.inputs[:5]) and np.array_equal(small.targets, large.targets[:5])
+    assert grows_by_appending(task, length, "random", 5, 13)
+
+
+def test_a_set_drawn_whole_is_never_continued():
+    model, task = untrained(), get_task("badd")
+    assert not grows_by_appending(task, 9, "random", 5, 13)
+    with pytest.raises(ValueError, match="drawn whole"):
+        evaluate(model, task, 9, "random", 13, after=evaluate(model, task, 9, "random", 5))
+
+
+def test_going_on_from_an_earlier_prefix_gives_the_whole_evaluation():
+    # Untrained, so errors to count and examples to name on both sides of the seam.
+    model, task = untrained(), get_task("reverse")
+    whole = evaluate(model, task, 2, "random", 48, memory_budget=60_000)
+    assert whole.sequence_errors > NAMED_WRONG_EXAMPLES // 2
+    for first in (0, 5, 20, 48):
+        prefix = evaluate(model, task, 2, "random", first, memory_budget=60_000)
+        assert evaluate(model, task, 2, "random", 48, memory_budget=60_000, after=prefix) == whole
+    with pytest.raises(ValueError, match="cannot continue"):
+        evaluate(model, task, 3, "random", 48, after=whole)
+
+
+def test_a_stopped_evaluation_hands_back_what_it_finished_and_the_prefix_it_scored():
+    model, task, calls = untrained(), get_task("reverse"), []
+
+    def stop_at_the_sixth_batch(module, inputs, output):
+        calls.append(len(inputs[0]))
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM under `neuralgpu eval`, raises mid-batch
+
+    model.register_forward_hook(stop_at_the_sixth_batch)
+    with pytest.raises(EvaluationStopped) as stopped:
+        evaluate_suites(model, task, [2, 3], ["random", "constant"], 100, memory_budget=60_000)  # batches of 46
+    finished, partial = stopped.value.results[:-1], stopped.value.results[-1]
+    assert [(result.length, result.suite, result.samples) for result in finished] == [(2, "random", 100)]
+    assert (partial.length, partial.suite, partial.samples) == (2, "constant", 92)  # the stopped batch is not counted
+    model._forward_hooks.clear()
+    assert finished[0] == evaluate(model, task, 2, "random", 100, memory_budget=60_000)
+    assert partial == evaluate(model, task, partial.length, partial.suite, partial.samples, memory_budget=60_000)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings apply to glibc only")

@@ -63,6 +63,16 @@ def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
     return task.sample(samples, length, rng, suite)
 
 
+def grows_by_appending(task: Task, length: int, suite: str, fewer: int, more: int) -> bool:
+    """Whether the frozen set of ``more`` examples begins with the set of ``fewer``, so that a
+    result on ``fewer`` can be continued. True of the sequence tasks' random suites, whose
+    examples are drawn one by one; not of the arithmetic or search suites, drawn a column at a time."""
+    if fewer >= more:
+        return True
+    head, whole = eval_batch(task, length, suite, fewer), eval_batch(task, length, suite, more)
+    return np.array_equal(head.inputs, whole.inputs[:fewer]) and np.array_equal(head.targets, whole.targets[:fewer])
+
+
 def one_state_bytes(model: NeuralGPU, width: int) -> int:
     """One example's state: a single (m, h, width) float tensor."""
     config = model.config
@@ -163,6 +173,11 @@ def evaluate(
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
     if after is not None and (after.task, after.length, after.suite) != (task.name, length, suite):
         raise ValueError(f"cannot continue {after.task} {after.suite} at {after.length} with {task.name} {suite} at {length}")
+    if after is not None and not grows_by_appending(task, length, suite, after.samples, samples):
+        raise ValueError(
+            f"cannot continue {task.name} {suite} at {length}: its frozen set is drawn whole, not example by example, "
+            f"so its first {after.samples} examples change with its size; evaluate all {samples} afresh"
+        )
     first = after.samples if after is not None else 0
     totals = np.zeros(3, dtype=np.int64)  # sequence errors, digit errors, digits scored
     wrong_examples: list[int] = []
@@ -216,6 +231,7 @@ def evaluate_suites(
     samples: int,
     progress: bool = False,
     earlier: dict[tuple[int, str], EvalResult] | None = None,
+    memory_budget: int = 2**30,
 ) -> list[EvalResult]:
     """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal.
 
@@ -230,7 +246,7 @@ def evaluate_suites(
         for length, suite, after in plan:
             bar.set_description(f"length {length} {suite}")
             try:
-                results.append(evaluate(model, task, length, suite, samples, on_scored=bar.update, after=after))
+                results.append(evaluate(model, task, length, suite, samples, memory_budget, on_scored=bar.update, after=after))
             except EvaluationStopped as stop:
                 raise EvaluationStopped(results + stop.results) from None
             except KeyboardInterrupt:  # before its first batch began: nothing of it was scored
