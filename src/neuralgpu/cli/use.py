@@ -170,7 +170,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif results:
         print(format_table(results))
     if stopped:
-        kept = f"; recorded the {recorded} results above on the card, run the same command with --extend to go on" if recorded else ""
+        kept = (
+            f"; recorded the {recorded} results above on the card, run the same command with --extend to go on"
+            if recorded
+            else ""
+        )
         print(f"neuralgpu eval: stopped; the table holds what was scored{kept}", file=sys.stderr)
         return 130
     return 0
