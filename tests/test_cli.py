@@ -94,7 +94,7 @@ def test_a_stopped_recorded_eval_keeps_its_prefix_and_extend_finishes_it(trained
     assert [row["samples"] for row in json.loads(output.out)] == [16]
     assert "stopped" in output.err and "--extend" in output.err and "Traceback" not in output.err
     stopped = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
-    assert stopped["stopped"] and [result["samples"] for result in stopped["results"]] == [16]
+    assert stopped["stopped"] and [(result["samples"], result["set_size"]) for result in stopped["results"]] == [(16, 40)]
 
     monkeypatch.undo()
     assert main([*args, "--extend"]) == 0

@@ -13,11 +13,11 @@ from neuralgpu.evaluate import (
     EARLY_EXIT_BATCH,
     NAMED_WRONG_EXAMPLES,
     EvaluationStopped,
+    continues,
     eval_batch,
     evaluate,
     evaluate_suites,
     format_table,
-    grows_by_appending,
     inference_batch_size,
     predict,
     predictions,
@@ -156,14 +156,20 @@ def test_a_random_sequence_set_grows_by_appending_so_a_smaller_one_is_its_prefix
     length = max(task.min_length, 24)
     small, large = eval_batch(task, length, "random", 5), eval_batch(task, length, "random", 13)
     assert np.array_equal(small.inputs, large.inputs[:5]) and np.array_equal(small.targets, large.targets[:5])
-    assert grows_by_appending(task, length, "random", 5, 13)
+    assert continues(task, length, "random", evaluate(untrained(), task, length, "random", 5), 13)
 
 
-def test_a_set_drawn_whole_is_never_continued():
+def test_a_set_drawn_a_column_at_a_time_is_continued_only_within_itself():
     model, task = untrained(), get_task("badd")
-    assert not grows_by_appending(task, 9, "random", 5, 13)
-    with pytest.raises(ValueError, match="drawn whole"):
-        evaluate(model, task, 9, "random", 13, after=evaluate(model, task, 9, "random", 5))
+    whole = evaluate(model, task, 9, "random", 40)
+    early = evaluate(model, task, 9, "random", 40, stop_at_error=True)  # untrained: wrong in its first batch
+    assert (early.samples, early.set_size, whole.set_size) == (EARLY_EXIT_BATCH, 40, 0)
+    assert "set_size" in early.to_json() and "set_size" not in whole.to_json()
+    assert evaluate(model, task, 9, "random", 40, after=early) == whole
+    smaller_set = evaluate(model, task, 9, "random", EARLY_EXIT_BATCH)
+    assert not continues(task, 9, "random", smaller_set, 40) and not continues(task, 9, "random", early, 41)
+    with pytest.raises(ValueError, match="a column at a time"):
+        evaluate(model, task, 9, "random", 40, after=smaller_set)
 
 
 def test_going_on_from_an_earlier_prefix_gives_the_whole_evaluation():
@@ -174,6 +180,7 @@ def test_going_on_from_an_earlier_prefix_gives_the_whole_evaluation():
     for first in (0, 5, 20, 48):
         prefix = evaluate(model, task, 2, "random", first, memory_budget=60_000)
         assert evaluate(model, task, 2, "random", 48, memory_budget=60_000, after=prefix) == whole
+    assert evaluate(model, task, 2, "random", 20, after=whole) == whole  # more than asked for: nothing to score
     with pytest.raises(ValueError, match="cannot continue"):
         evaluate(model, task, 3, "random", 48, after=whole)
 
@@ -191,10 +198,16 @@ def test_a_stopped_evaluation_hands_back_what_it_finished_and_the_prefix_it_scor
         evaluate_suites(model, task, [2, 3], ["random", "constant"], 100, memory_budget=60_000)  # batches of 46
     finished, partial = stopped.value.results[:-1], stopped.value.results[-1]
     assert [(result.length, result.suite, result.samples) for result in finished] == [(2, "random", 100)]
-    assert (partial.length, partial.suite, partial.samples) == (2, "constant", 92)  # the stopped batch is not counted
+    assert (partial.length, partial.suite, partial.samples, partial.set_size) == (
+        2,
+        "constant",
+        92,
+        100,
+    )  # the stopped batch is not counted
     model._forward_hooks.clear()
     assert finished[0] == evaluate(model, task, 2, "random", 100, memory_budget=60_000)
-    assert partial == evaluate(model, task, partial.length, partial.suite, partial.samples, memory_budget=60_000)
+    # reverse's constant sets grow by appending, so the first 92 of 100 are the set of 92.
+    assert replace(partial, set_size=0) == evaluate(model, task, 2, "constant", 92, memory_budget=60_000)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings apply to glibc only")

@@ -44,6 +44,10 @@ class EvalResult:
     # Indices into the frozen set (``eval_batch(task, length, suite, samples)``) of the first
     # NAMED_WRONG_EXAMPLES wrong sequences: which inputs to look at, without scoring them all again.
     wrong_examples: tuple[int, ...] = ()
+    # 0 when the examples are the whole frozen set of ``samples``. Otherwise they are the first
+    # ``samples`` of the set of ``set_size`` (an early exit, or a stop), whose indices
+    # ``wrong_examples`` gives: a set drawn a column at a time begins differently at each size.
+    set_size: int = 0
 
     @property
     def sequence_error(self) -> float:
@@ -54,7 +58,8 @@ class EvalResult:
         return self.digit_errors / self.digits if self.digits else 0.0
 
     def to_json(self) -> dict:
-        return {**asdict(self), "sequence_error": self.sequence_error, "digit_error": self.digit_error}
+        fields = {name: value for name, value in asdict(self).items() if name != "set_size" or value}
+        return {**fields, "sequence_error": self.sequence_error, "digit_error": self.digit_error}
 
 
 def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
@@ -63,14 +68,20 @@ def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
     return task.sample(samples, length, rng, suite)
 
 
-def grows_by_appending(task: Task, length: int, suite: str, fewer: int, more: int) -> bool:
-    """Whether the frozen set of ``more`` examples begins with the set of ``fewer``, so that a
-    result on ``fewer`` can be continued. True of the sequence tasks' random suites, whose
-    examples are drawn one by one; not of the arithmetic or search suites, drawn a column at a time."""
-    if fewer >= more:
+def continues(task: Task, length: int, suite: str, earlier: EvalResult, samples: int) -> bool:
+    """Whether ``earlier``'s examples are the first ones of the frozen set of ``samples``, so that
+    scoring only the rest finishes that set. True within one set (a stopped or early-exited
+    evaluation) and across sizes where sets grow by appending, as the sequence tasks' random sets
+    do, drawn an example at a time; not across sizes of sets drawn a column at a time (arithmetic,
+    search, alternating), whose first examples change with the set's size."""
+    drawn_from = earlier.set_size or earlier.samples
+    if drawn_from == samples or earlier.samples >= samples:
         return True
-    head, whole = eval_batch(task, length, suite, fewer), eval_batch(task, length, suite, more)
-    return np.array_equal(head.inputs, whole.inputs[:fewer]) and np.array_equal(head.targets, whole.targets[:fewer])
+    count = earlier.samples
+    head, whole = eval_batch(task, length, suite, drawn_from), eval_batch(task, length, suite, samples)
+    return np.array_equal(head.inputs[:count], whole.inputs[:count]) and np.array_equal(
+        head.targets[:count], whole.targets[:count]
+    )
 
 
 def one_state_bytes(model: NeuralGPU, width: int) -> int:
@@ -162,10 +173,10 @@ def evaluate(
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
-    result's ``samples`` says how many were scored: always a prefix of the same frozen set).
+    result's ``samples`` says how many were scored, and ``set_size`` of which set).
     ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``).
 
-    ``after``, an earlier result on a prefix of the same set by the same model, is taken as it
+    ``after``, an earlier result of the same model whose examples ``continues`` the set, is taken as it
     stands: only the examples past it are scored, and the result counts both. A stop (Ctrl-C,
     SIGTERM) raises ``EvaluationStopped`` carrying the prefix scored so far, so hours of scoring
     can be recorded and continued rather than lost.
@@ -173,11 +184,13 @@ def evaluate(
     check_fits(model, task.width(length), memory_budget)  # before generating anything big
     if after is not None and (after.task, after.length, after.suite) != (task.name, length, suite):
         raise ValueError(f"cannot continue {after.task} {after.suite} at {after.length} with {task.name} {suite} at {length}")
-    if after is not None and not grows_by_appending(task, length, suite, after.samples, samples):
+    if after is not None and not continues(task, length, suite, after, samples):
         raise ValueError(
-            f"cannot continue {task.name} {suite} at {length}: its frozen set is drawn whole, not example by example, "
-            f"so its first {after.samples} examples change with its size; evaluate all {samples} afresh"
+            f"cannot continue {task.name} {suite} at {length}: its frozen set is drawn a column at a time, so the first "
+            f"{after.samples} of {after.set_size or after.samples} examples are not the first of {samples}; evaluate afresh"
         )
+    if after is not None and after.samples >= samples:
+        return after  # nothing left to score
     first = after.samples if after is not None else 0
     totals = np.zeros(3, dtype=np.int64)  # sequence errors, digit errors, digits scored
     wrong_examples: list[int] = []
@@ -187,9 +200,10 @@ def evaluate(
     scored = first
 
     def result() -> EvalResult:
-        return EvalResult(task.name, length, suite, scored, *(int(total) for total in totals), tuple(wrong_examples))
+        counts = (int(total) for total in totals)
+        return EvalResult(task.name, length, suite, scored, *counts, tuple(wrong_examples), samples if scored < samples else 0)
 
-    if first >= samples or (stop_at_error and totals[0]):
+    if stop_at_error and totals[0]:
         return result()
     batch = eval_batch(task, length, suite, samples)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None

@@ -121,7 +121,7 @@ def terminated_as_interrupted() -> Iterator[None]:
 
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table, grows_by_appending
+    from neuralgpu.evaluate import EvaluationStopped, continues, evaluate_suites, format_table
     from neuralgpu.models import largest_recorded, record_verification
     from neuralgpu.solver import load, resolve_model
     from neuralgpu.tasks import structured_suites
@@ -141,10 +141,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     wanted = {(length, suite) for length in args.lengths for suite in suites}
     earlier = {key: result for key, result in largest_recorded(solver.card).items() if key in wanted} if args.extend else {}
     for (length, suite), result in list(earlier.items()):
-        if not grows_by_appending(task, length, suite, result.samples, args.samples):
+        if not continues(task, length, suite, result, args.samples):
             print(
-                f"neuralgpu eval: {suite} at {length} is scored afresh: {task.name}'s frozen set there is drawn whole, so "
-                f"the card's {result.samples} examples are not the first {result.samples} of {args.samples}",
+                f"neuralgpu eval: {suite} at {length} is scored afresh: {task.name}'s frozen sets there are drawn a column "
+                f"at a time, so the card's {result.samples} examples are not the first of {args.samples}",
                 file=sys.stderr,
             )
             del earlier[(length, suite)]
