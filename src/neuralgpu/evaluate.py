@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -191,41 +191,49 @@ def evaluate(
         )
     if after is not None and after.samples >= samples:
         return after  # nothing left to score
-    first = after.samples if after is not None else 0
-    totals = np.zeros(3, dtype=np.int64)  # sequence errors, digit errors, digits scored
-    wrong_examples: list[int] = []
-    if after is not None:
-        totals += (after.sequence_errors, after.digit_errors, after.digits)
-        wrong_examples.extend(after.wrong_examples)
-    scored = first
-
-    def result() -> EvalResult:
-        counts = (int(total) for total in totals)
-        return EvalResult(task.name, length, suite, scored, *counts, tuple(wrong_examples), samples if scored < samples else 0)
-
-    if stop_at_error and totals[0]:
-        return result()
+    # The result so far, replaced whole after each batch: a stop landing anywhere in a batch
+    # leaves it as it was after the last one, never with half a batch counted.
+    scored = after if after is not None else EvalResult(task.name, length, suite, 0, 0, 0, 0, set_size=samples)
+    if stop_at_error and scored.sequence_errors:
+        return scored
     batch = eval_batch(task, length, suite, samples)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
-    inputs, mask = batch.inputs[first:], batch.mask[first:]
+    first = scored.samples
     try:
         # closing(): on an early exit the generator ends at once and puts the model back in its mode.
-        with contextlib.closing(predictions(model, inputs, mask, memory_budget, batch_size)) as batches:
+        with contextlib.closing(
+            predictions(model, batch.inputs[first:], batch.mask[first:], memory_budget, batch_size)
+        ) as batches:
             for predicted in batches:
-                rows = slice(scored, scored + len(predicted))
-                part = Batch(batch.inputs[rows], batch.targets[rows])
-                wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
-                totals += tally(wrong, part.mask)
-                wrong_rows = scored + np.flatnonzero(wrong.any(axis=1))
-                wrong_examples.extend(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(wrong_examples)])
-                scored += len(predicted)
+                scored = with_batch(scored, batch, predicted, samples)
                 if on_scored is not None:
                     on_scored(len(predicted))
-                if stop_at_error and totals[0]:
+                if stop_at_error and scored.sequence_errors:
                     break
     except KeyboardInterrupt:
-        raise EvaluationStopped([result()]) from None
-    return result()
+        raise EvaluationStopped([scored]) from None
+    return scored
+
+
+def with_batch(scored: EvalResult, batch: Batch, predicted: np.ndarray, set_size: int) -> EvalResult:
+    """``scored``, the result on the first examples of ``batch`` (the frozen set of ``set_size``),
+    with the next ``len(predicted)`` examples' predictions counted in."""
+    rows = slice(scored.samples, scored.samples + len(predicted))
+    part = Batch(batch.inputs[rows], batch.targets[rows])
+    wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
+    sequence_errors, digit_errors, digits = tally(wrong, part.mask)
+    wrong_rows = scored.samples + np.flatnonzero(wrong.any(axis=1))
+    named = scored.wrong_examples + tuple(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(scored.wrong_examples)])
+    samples = scored.samples + len(predicted)
+    return replace(
+        scored,
+        samples=samples,
+        sequence_errors=scored.sequence_errors + sequence_errors,
+        digit_errors=scored.digit_errors + digit_errors,
+        digits=scored.digits + digits,
+        wrong_examples=named,
+        set_size=set_size if samples < set_size else 0,
+    )
 
 
 class EvaluationStopped(KeyboardInterrupt):
