@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuralgpu.checks import TRAINING_COST, run_work
+from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
 from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
@@ -96,6 +96,45 @@ def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(tr
     assert f"eval_seq_error_{long}" in record and "long_check" not in record
     scored = trainer.checks.work - 20.0
     assert scored >= run_work(EARLY_EXIT_BATCH, long) and scored % (long * long) == 0
+
+
+def test_a_check_stopped_late_goes_on_from_the_parts_it_scored(trained_copy):
+    """Resumed, a stopped check scores only what it had not: the verdict, errors and work equal an
+    unstopped check's (a 1,024-input confirmation at 100x takes hours on a CPU)."""
+    _, trained = trained_copy
+    config = replace(trained.config, long_eval_samples=16, confirm_samples=40)  # parts of several batches
+    model, calls = trained.judged, []
+
+    def fresh_check() -> SolvedCheck:
+        checks = SolvedCheck(config)
+        checks.enter(trained.task)
+        return checks
+
+    def count(module, inputs, output):
+        calls.append(len(inputs[0]))
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt  # what Ctrl-C or SIGTERM raises in a training run
+
+    hook, stop_at = model.register_forward_hook(count), 0
+    try:
+        whole = fresh_check()
+        record = whole(model, step=7)
+        assert record["solved"] and len(whole.clean) >= 2  # every part ran clean: the stop lands in the last
+        every_call, stopped_in = list(calls), len(calls) - 2  # the second-to-last batch of the whole check
+        calls[:], stop_at = [], stopped_in
+        stopped = fresh_check()
+        with pytest.raises(EvaluationStopped):
+            stopped(model, step=7)
+        parts = stopped.progress_state()
+        assert sum(part["samples"] for part in parts) == sum(every_call[: stopped_in - 1])  # the stopped batch is not kept
+        calls[:], stop_at = [], 0
+        resumed = fresh_check()
+        resumed.carry(parts)
+        assert resumed(model, step=7) == record
+        assert calls == every_call[stopped_in - 1 :]  # only the stopped batch and the one after it ran again
+        assert (resumed.work, resumed.clean, resumed.carried) == (whole.work, whole.clean, {})
+    finally:
+        hook.remove()
 
 
 def test_a_check_gap_runs_a_check_the_share_would_defer(trained_copy):

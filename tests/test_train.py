@@ -298,6 +298,20 @@ def test_a_run_stopped_during_a_check_checks_the_same_weights_first_on_resume(tm
     assert [r["loss"] for r in lines["split"]] == [r["loss"] for r in lines["whole"]]  # step 4's too, saved for its check
 
 
+def test_a_run_stopped_inside_a_check_keeps_what_the_check_scored_for_the_resumed_one(tmp_path):
+    trainer = small_trainer(tmp_path)
+    long = trainer.checks.long
+    scored = evaluate(trainer.judged, trainer.task, long, "random", 4)
+    partial = replace(scored, samples=2, digits=scored.digits // 2, set_size=4)  # as a stop after half leaves it
+    trainer.before_check = {**trainer._snapshot_state(), "check_due": {"step": 0}}
+    trainer.checks.progress = {(long, "random", 4): partial}
+    trainer.save_interrupted_snapshot()
+    resumed = Trainer(trainer.config, tmp_path, resume=True, progress=False)
+    assert resumed.check_due == {"step": 0} and resumed.checks.carried == {(long, "random", 4): partial}
+    resumed.rollback()  # the periodic snapshots carry none
+    assert resumed.checks.carried == {}
+
+
 def test_a_resumed_run_keeps_what_orders_and_counts_its_checks(tmp_path):
     """The suite that failed last goes first at the next check, which changes how much of it runs
     and so when long_check_share defers one: a resumed run must carry both, or it could stop elsewhere."""

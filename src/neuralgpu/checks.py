@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.evaluate import EvalResult, EvaluationStopped, evaluate
 from neuralgpu.model import NeuralGPU
 from neuralgpu.tasks import Task, structured_suites
 
@@ -47,6 +47,12 @@ class SolvedCheck:
         # the run, the card's final evaluation reuses them rather than score the same frozen
         # inputs with the same weights again (at the reach length, minutes of CPU time).
         self.clean: dict[tuple[int, str, int], EvalResult] = {}
+        # What the check in progress has scored, by (length, suite, samples): every finished part
+        # and the stopped one's start. A run stopped during a check keeps it in its snapshot;
+        # resumed, the same weights' check takes those parts as they stand (``carried``) and
+        # scores only the rest: hours, when the stop came late in a 1,024-input confirmation.
+        self.progress: dict[tuple[int, str, int], EvalResult] = {}
+        self.carried: dict[tuple[int, str, int], EvalResult] = {}
         self.task: Task | None = None
         self.long = 0
         self.reach: int | None = None
@@ -79,8 +85,14 @@ class SolvedCheck:
         at 10x, random at the reach length, every structured suite at 10x, then at the reach
         length, then the confirmations on more examples (at 10x, then on random inputs at the reach
         length): the cheapest verdicts first, and the whole check stops at its first error."""
+        try:
+            return self._check(model, step)
+        finally:
+            self.carried = {}  # a stopped check's parts serve the one check that resumes it, no later one
+
+    def _check(self, model: NeuralGPU, step: int) -> dict[str, Any]:
         config, long, reach = self.config, self.long, self.reach
-        self.clean = {}
+        self.clean, self.progress = {}, dict(self.carried)  # carried parts stay kept until scored past
         self.last_step = step
         record: dict[str, Any] = {}
         long_result = self._part(model, long, "random", config.long_eval_samples)
@@ -135,11 +147,31 @@ class SolvedCheck:
     def _part(self, model: NeuralGPU, length: int, suite: str, samples: int) -> EvalResult:
         """One suite of a check, scored up to its first wrong answer: the one place that counts a check's work."""
         assert self.task is not None, "enter(task) first"
-        result = evaluate(model, self.task, length, suite, samples, stop_at_error=True)
+        key = (length, suite, samples)
+        try:
+            result = evaluate(model, self.task, length, suite, samples, stop_at_error=True, after=self.carried.pop(key, None))
+        except EvaluationStopped as stop:
+            self.progress[key] = stop.results[-1]
+            raise
+        # Carried parts count again: the work an unstopped run would have counted, so that
+        # long_check_share defers the same checks after a resume.
         self.work += run_work(result.samples, length)
+        self.progress[key] = result
         if not result.sequence_errors:  # clean: every one of the samples was scored
             self.clean[length, suite, samples] = result
         return result
+
+    def progress_state(self) -> list[dict[str, Any]]:
+        """The check in progress's scored parts, for the snapshot of a run stopped during it."""
+        return [result.to_json() for result in self.progress.values() if result.samples]
+
+    def carry(self, parts: list[dict[str, Any]]) -> None:
+        """Take a stopped check's parts (``progress_state``) for the next check, of the same weights."""
+        self.carried = {}
+        for part in parts:
+            fields = {name: part[name] for name in EvalResult.__dataclass_fields__ if name in part}
+            result = EvalResult(**{**fields, "wrong_examples": tuple(fields.get("wrong_examples", ()))})
+            self.carried[result.length, result.suite, result.set_size or result.samples] = result
 
     def state_dict(self) -> dict[str, Any]:
         return {"work": self.work, "failing_suite": self.failing_suite, "last_step": self.last_step}

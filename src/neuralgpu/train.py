@@ -465,6 +465,8 @@ class Trainer:
         the candidate would never be judged) and the step's line is logged as if never stopped.
         """
         self.before_check = {**self._snapshot_state(), "check_due": line}
+        # A stop before the check's first part keeps what a resumed check carries, and nothing of the last check.
+        self.checks.progress = dict(self.checks.carried)
         record = self.check_solved()
         self.before_check = None
         self.check_due = None
@@ -545,6 +547,7 @@ class Trainer:
             setattr(self, name, type(getattr(self, name))(state.get(name, getattr(self, name))))
         self.set_lr(self.lr)
         self.check_due = state.get("check_due")
+        self.checks.carry(state.get("check_progress", []))
 
     def rollback(self) -> dict[str, Any]:
         """Back to the last good snapshot with half the learning rate (the divergence guard)."""
@@ -590,7 +593,7 @@ class Trainer:
         if self.before_check is None:
             self.save_snapshot()
         elif self.run_dir is not None and self.dist.is_main:
-            save_snapshot(self.run_dir / SNAPSHOT_NAME, self.before_check)
+            save_snapshot(self.run_dir / SNAPSHOT_NAME, {**self.before_check, "check_progress": self.checks.progress_state()})
 
     # --- the loop ---------------------------------------------------------------------------
 
