@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from neuralgpu.cli import main
+from neuralgpu.solver import PRETRAINED_DIR
 
 # The module, not the function `neuralgpu.evaluate` that the package exports under its name.
 evaluation = importlib.import_module("neuralgpu.evaluate")
@@ -107,6 +108,19 @@ def test_a_stopped_recorded_eval_keeps_its_prefix_and_extend_finishes_it(trained
     assert main([*args, "--extend"]) == 0  # nothing left to score: the recorded result, recorded once
     assert json.loads(capsys.readouterr().out) == extended
     assert json.loads(release.with_suffix(".json").read_text())["verifications"][-1] == finished
+
+
+def test_extend_scores_afresh_a_set_drawn_a_column_at_a_time_and_says_so(tmp_path, capsys):
+    release = tmp_path / "badd.safetensors"
+    shutil.copy(PRETRAINED_DIR / "badd.safetensors", release)
+    args = ["eval", str(release), "--lengths", "9", "--suite", "random", "--device", "cpu", "--json"]
+    assert main([*args, "--samples", "8", "--record"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--samples", "16", "--extend"]) == 0
+    output = capsys.readouterr()
+    assert "random at 9 is scored afresh" in output.err and json.loads(output.out)[0]["samples"] == 16
+    last = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
+    assert "continued_from_card" not in last and last["results"][0]["samples"] == 16
 
 
 @pytest.mark.parametrize(

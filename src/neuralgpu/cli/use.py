@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from neuralgpu.cli.arguments import (
     resolve_device_name,
 )
 from neuralgpu.memory import reuse_freed_blocks
+
+if TYPE_CHECKING:  # the commands import the library when they run, to start fast
+    from neuralgpu.evaluate import EvalResult
+    from neuralgpu.tasks import Task
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -119,11 +124,50 @@ def terminated_as_interrupted() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _continuable_results(
+    card: dict, task: Task, lengths: list[int], suites: list[str], samples: int
+) -> dict[tuple[int, str], EvalResult]:
+    """The card's largest result of each asked (length, suite) that scoring on can finish (--extend)."""
+    from neuralgpu.evaluate import continues
+    from neuralgpu.models import largest_recorded
+
+    earlier = {}
+    for (length, suite), result in largest_recorded(card).items():
+        if length not in lengths or suite not in suites:
+            continue
+        if continues(task, length, suite, result, samples):
+            earlier[length, suite] = result
+        else:
+            print(
+                f"neuralgpu eval: {suite} at {length} is scored afresh: {task.name}'s frozen sets there are drawn a column "
+                f"at a time, so the card's {result.samples} examples are not the first of {samples}",
+                file=sys.stderr,
+            )
+    return earlier
+
+
+def _record(
+    args: argparse.Namespace, results: list[EvalResult], earlier: dict[tuple[int, str], EvalResult], stopped: bool
+) -> int:
+    """Add the results that scored anything new to the model's card; how many were added."""
+    from neuralgpu.models import record_verification
+    from neuralgpu.solver import resolve_model
+
+    already = {key: result.samples for key, result in earlier.items()}
+    fresh = [result for result in results if result.samples > already.get((result.length, result.suite), 0)]
+    if fresh:
+        lengths = ",".join(map(str, args.lengths))
+        command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
+        command += " --extend" * args.extend + " --compile" * args.compile
+        continued = {key: already[key] for key in ((result.length, result.suite) for result in fresh) if key in already}
+        record_verification(resolve_model(args.model), fresh, command, continued, stopped)
+    return len(fresh)
+
+
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
-    from neuralgpu.evaluate import EvaluationStopped, continues, evaluate_suites, format_table
-    from neuralgpu.models import largest_recorded, record_verification
-    from neuralgpu.solver import load, resolve_model
+    from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table
+    from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
     refuse_compile_without_a_compiler(args)
@@ -138,33 +182,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task.check_suite(suite)
     for length in args.lengths:
         task.check_length(length)
-    wanted = {(length, suite) for length in args.lengths for suite in suites}
-    earlier = {key: result for key, result in largest_recorded(solver.card).items() if key in wanted} if args.extend else {}
-    for (length, suite), result in list(earlier.items()):
-        if not continues(task, length, suite, result, args.samples):
-            print(
-                f"neuralgpu eval: {suite} at {length} is scored afresh: {task.name}'s frozen sets there are drawn a column "
-                f"at a time, so the card's {result.samples} examples are not the first of {args.samples}",
-                file=sys.stderr,
-            )
-            del earlier[(length, suite)]
+    earlier = _continuable_results(solver.card, task, args.lengths, suites, args.samples) if args.extend else {}
     stopped = False
     try:
         with terminated_as_interrupted():
             results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples, progress=True, earlier=earlier)
     except EvaluationStopped as stop:
         results, stopped = stop.results, True
-    recorded = 0
-    if args.record or args.extend:
-        already = {key: result.samples for key, result in earlier.items()}
-        fresh = [result for result in results if result.samples > already.get((result.length, result.suite), 0)]
-        if fresh:
-            lengths = ",".join(map(str, args.lengths))
-            command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
-            command += " --extend" * args.extend + " --compile" * args.compile
-            continued = {key: already[key] for key in ((r.length, r.suite) for r in fresh) if key in already}
-            record_verification(resolve_model(args.model), fresh, command, continued, stopped)
-            recorded = len(fresh)
+    recorded = _record(args, results, earlier, stopped) if args.record or args.extend else 0
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
     elif results:
