@@ -49,9 +49,13 @@ def test_training_killed_resumes_and_matches_an_unkilled_run(tmp_path, stop):
     subprocess.run([*TRAIN, "--run-dir", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
     subprocess.run([*TRAIN, "--run-dir", str(whole)], check=True, capture_output=True, timeout=600)
 
-    steps = [int(record["step"]) for record in read_metrics(killed) if "loss" in record]
+    lines = {run: [record for record in read_metrics(run) if "loss" in record] for run in (killed, whole)}
+    steps = [int(record["step"]) for record in lines[killed]]
     assert steps == sorted(set(steps)), "metrics.jsonl repeats or reorders steps after the resume"
-    assert steps == [int(record["step"]) for record in read_metrics(whole) if "loss" in record]
+    assert steps == [int(record["step"]) for record in lines[whole]]
+    # The same training figures too: the steps since the last line before the stop are in the snapshot.
+    for figure in ("loss", "train_seq_error", "grad_norm"):
+        assert [record[figure] for record in lines[killed]] == [record[figure] for record in lines[whole]], figure
     cards = [json.loads((run / "model.json").read_text()) for run in (killed, whole)]
     assert cards[0]["solved"] and cards[1]["solved"] and cards[0]["steps"] == cards[1]["steps"]
     assert [row["sequence_errors"] for row in cards[0]["evaluation"]] == [

@@ -268,6 +268,9 @@ class Trainer:
         # The state a check began from, while it runs. A run stopped during the check saves it with
         # the log line the check's results complete (check_due), and on resume runs the check first.
         self.before_check: dict[str, Any] | None = None
+        # The steps since the last log line, whose averages the next line reports. In the snapshot,
+        # so that a run stopped between two lines logs the same figures when resumed.
+        self.window: list[StepStats] = []
         self.check_due: dict[str, Any] | None = None
         self.stop_requested = False  # a signal asked the run to stop at the end of this step
         if resume:
@@ -510,6 +513,7 @@ class Trainer:
             "noise_rng": self.noise_generator.get_state(),
             "stage": self.stage,
             "checks": self.checks.state_dict(),
+            "log_window": [asdict(stats) for stats in self.window],
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -547,6 +551,7 @@ class Trainer:
             setattr(self, name, type(getattr(self, name))(state.get(name, getattr(self, name))))
         self.set_lr(self.lr)
         self.check_due = state.get("check_due")
+        self.window = [StepStats(**stats) for stats in state.get("log_window", [])]
         self.checks.carry(state.get("check_progress", []))
 
     def rollback(self) -> dict[str, Any]:
@@ -613,7 +618,6 @@ class Trainer:
         quiet = True if self.progress is False else None  # None: tqdm stays quiet when not on a terminal
         quiet = True if not self.dist.is_main else quiet
         bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
-        window: list[StepStats] = []
         with self._stopped_by_signals():
             try:
                 if self.check_due:  # the last run was stopped during this step's check
@@ -624,18 +628,18 @@ class Trainer:
                     if not stats.finite:
                         self.log({"step": self.step, **self.rollback()}, bar)
                         continue
-                    window.append(stats)
+                    self.window.append(stats)
                     record: dict[str, Any] = {}
                     if self.step % config.curriculum.check_every == 0:
                         record.update(self.decide())
                     if self.step % config.eval_every == 0:
-                        record.update(self._check_resumably(self._summary(window, record)))
+                        record.update(self._check_resumably(self._summary(self.window, record)))
                     self.elapsed += time.perf_counter() - started
                     if config.time_budget is not None:  # every rank must stop at the same step
                         self.elapsed = self.dist.maximum(self.elapsed, self.device)
                     if self.step % config.log_every == 0 or record or self.solved:
-                        self.log(self._summary(window, record), bar)
-                        window = []
+                        self.log(self._summary(self.window, record), bar)
+                        self.window = []
                     if self.step % config.snapshot_every == 0:
                         self.save_snapshot()
                     bar.update(1)
@@ -675,6 +679,7 @@ class Trainer:
         record = self._check_resumably(line)
         self.elapsed += time.perf_counter() - started
         self.log({**line, "elapsed": self.elapsed, "check_resumed": True, **record}, bar)
+        self.window = []  # the line just logged averaged it
         self.save_snapshot()  # stopped again, the run must not repeat the check: it may take hours
 
     def _summary(self, window: list[StepStats], extra: dict[str, Any]) -> dict[str, Any]:
