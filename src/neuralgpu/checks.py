@@ -168,9 +168,7 @@ class SolvedCheck:
     def carry(self, parts: list[dict[str, Any]]) -> None:
         """Take a stopped check's parts (``progress_state``) for the next check, of the same weights."""
         self.carried = {}
-        for part in parts:
-            fields = {name: part[name] for name in EvalResult.__dataclass_fields__ if name in part}
-            result = EvalResult(**{**fields, "wrong_examples": tuple(fields.get("wrong_examples", ()))})
+        for result in map(EvalResult.from_json, parts):
             self.carried[result.length, result.suite, result.set_size or result.samples] = result
 
     def state_dict(self) -> dict[str, Any]:

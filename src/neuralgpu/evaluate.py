@@ -61,6 +61,12 @@ class EvalResult:
         fields = {name: value for name, value in asdict(self).items() if name != "set_size" or value}
         return {**fields, "sequence_error": self.sequence_error, "digit_error": self.digit_error}
 
+    @classmethod
+    def from_json(cls, record: dict) -> EvalResult:
+        """The result ``to_json`` wrote (a card's or a snapshot's), its derived rates left out."""
+        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
+        return cls(**{**fields, "wrong_examples": tuple(fields.get("wrong_examples", ()))})
+
 
 def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
     """The frozen evaluation set for (task, length, suite)."""

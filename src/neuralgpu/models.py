@@ -102,8 +102,7 @@ def largest_recorded(card: dict[str, Any]) -> dict[tuple[int, str], EvalResult]:
     for record in ShippedModel("", card).evaluations:
         key = (int(record["length"]), str(record["suite"]))
         if key not in largest or record["samples"] > largest[key].samples:
-            fields = {name: record[name] for name in EvalResult.__dataclass_fields__ if name in record}
-            largest[key] = EvalResult(**{**fields, "wrong_examples": tuple(record.get("wrong_examples", ()))})
+            largest[key] = EvalResult.from_json(record)
     return largest
 
 
