@@ -123,6 +123,32 @@ def test_extend_scores_afresh_a_set_drawn_a_column_at_a_time_and_says_so(tmp_pat
     assert "continued_from_card" not in last and last["results"][0]["samples"] == 16
 
 
+def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_whole_smaller_set(
+    tmp_path, monkeypatch, capsys
+):
+    release = tmp_path / "badd.safetensors"
+    shutil.copy(PRETRAINED_DIR / "badd.safetensors", release)
+    scored_in = evaluation.predictions
+
+    def terminated_after_one_batch(model, inputs, mask, memory_budget, batch_size=None):
+        yield next(scored_in(model, inputs, mask, memory_budget, 4))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    args = ["eval", str(release), "--lengths", "9", "--suite", "random", "--device", "cpu", "--json"]
+    monkeypatch.setattr(evaluation, "predictions", terminated_after_one_batch)
+    assert main([*args, "--samples", "24", "--record"]) == 130  # the first 4 of the set of 24
+    monkeypatch.undo()
+    assert main([*args, "--samples", "12", "--record"]) == 0  # a whole set of 12, not a prefix of 24's
+    capsys.readouterr()
+    assert main([*args, "--samples", "24", "--extend"]) == 0
+    output = capsys.readouterr()
+    assert "afresh" not in output.err
+    last = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
+    assert last["continued_from_card"] == [{"length": 9, "suite": "random", "examples_already_recorded": 4}]
+    assert main([*args, "--samples", "24"]) == 0
+    assert json.loads(output.out) == json.loads(capsys.readouterr().out)  # as if all 24 were scored at once
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -95,15 +95,13 @@ def hardware() -> str:
     return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def largest_recorded(card: dict[str, Any]) -> dict[tuple[int, str], EvalResult]:
-    """Per (length, suite), the card's evaluation on the most examples: the prefix of the frozen
-    set that ``neuralgpu eval --extend`` goes on from instead of scoring it again."""
-    largest: dict[tuple[int, str], EvalResult] = {}
+def recorded_results(card: dict[str, Any]) -> dict[tuple[int, str], list[EvalResult]]:
+    """Per (length, suite), the card's evaluations, those on the most examples first: the prefixes
+    of frozen sets that ``neuralgpu eval --extend`` may go on from instead of scoring them again."""
+    recorded: dict[tuple[int, str], list[EvalResult]] = {}
     for record in ShippedModel("", card).evaluations:
-        key = (int(record["length"]), str(record["suite"]))
-        if key not in largest or record["samples"] > largest[key].samples:
-            largest[key] = EvalResult.from_json(record)
-    return largest
+        recorded.setdefault((int(record["length"]), str(record["suite"])), []).append(EvalResult.from_json(record))
+    return {key: sorted(results, key=lambda result: -result.samples) for key, results in recorded.items()}
 
 
 def record_verification(

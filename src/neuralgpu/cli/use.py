@@ -127,20 +127,23 @@ def terminated_as_interrupted() -> Iterator[None]:
 def _continuable_results(
     card: dict, task: Task, lengths: list[int], suites: list[str], samples: int
 ) -> dict[tuple[int, str], EvalResult]:
-    """The card's largest result of each asked (length, suite) that scoring on can finish (--extend)."""
+    """Per asked (length, suite), the card's largest result that scoring on can finish (--extend).
+    A smaller one may continue where the largest cannot: a stopped part of the asked set beside a
+    whole smaller set drawn a column at a time."""
     from neuralgpu.evaluate import continues
-    from neuralgpu.models import largest_recorded
+    from neuralgpu.models import recorded_results
 
     earlier = {}
-    for (length, suite), result in largest_recorded(card).items():
+    for (length, suite), results in recorded_results(card).items():
         if length not in lengths or suite not in suites:
             continue
-        if continues(task, length, suite, result, samples):
-            earlier[length, suite] = result
+        going_on = next((result for result in results if continues(task, length, suite, result, samples)), None)
+        if going_on is not None:
+            earlier[length, suite] = going_on
         else:
             print(
                 f"neuralgpu eval: {suite} at {length} is scored afresh: {task.name}'s frozen sets there are drawn a column "
-                f"at a time, so the card's {result.samples} examples are not the first of {samples}",
+                f"at a time, so the card's {results[0].samples} examples are not the first of {samples}",
                 file=sys.stderr,
             )
     return earlier
