@@ -123,9 +123,7 @@ def test_extend_scores_afresh_a_set_drawn_a_column_at_a_time_and_says_so(tmp_pat
     assert "continued_from_card" not in last and last["results"][0]["samples"] == 16
 
 
-def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_whole_smaller_set(
-    tmp_path, monkeypatch, capsys
-):
+def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_whole_smaller_set(tmp_path, monkeypatch, capsys):
     release = tmp_path / "badd.safetensors"
     shutil.copy(PRETRAINED_DIR / "badd.safetensors", release)
     scored_in = evaluation.predictions
