@@ -19,7 +19,16 @@ from pathlib import Path
 
 from neuralgpu.cli.arguments import decay, length_list, positive_float, positive_int
 from neuralgpu.recipes import RECIPES
-from neuralgpu.sweep import Summary, evaluate_run, find_runs, parse_seeds, read_run, run_sweep, write_summary
+from neuralgpu.sweep import (
+    Summary,
+    evaluate_run,
+    find_runs,
+    parse_seeds,
+    read_run,
+    run_sweep,
+    train_arguments,
+    write_summary,
+)
 from neuralgpu.tasks import task_names
 
 
@@ -49,15 +58,7 @@ def main() -> int:
     unknown = [name for name in recipes if name not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
-    train_args = ["--device", args.device]
-    if args.time_budget:
-        train_args += ["--time-budget", str(args.time_budget)]
-    if args.max_steps:
-        train_args += ["--max-steps", str(args.max_steps)]
-    if args.compile:
-        train_args.append("--compile")
-    if args.ema is not None:
-        train_args += ["--ema", str(args.ema)]
+    train_args = train_arguments(args)
     for recipe in recipes:
         out = args.out / recipe
         run_sweep(args.task, recipe, parse_seeds(args.seeds), out, args.parallel, train_args)

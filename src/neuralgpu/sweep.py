@@ -53,6 +53,36 @@ def seed_dir(out: Path, seed: int) -> Path:
     return out / f"seed-{seed}"
 
 
+# The `neuralgpu train` options a sweep passes on to every run: (argparse attribute, flag).
+PASSED_ON_TO_TRAIN = (
+    ("max_steps", "--max-steps"),
+    ("time_budget", "--time-budget"),
+    ("reach_samples", "--reach-samples"),
+    ("reach_confirm_samples", "--reach-confirm-samples"),
+    ("check_gap", "--check-gap"),
+    ("ema", "--ema"),
+    ("stages", "--stages"),
+    ("compile", "--compile"),
+)
+
+
+def train_arguments(args: Any) -> list[str]:
+    """The `neuralgpu train` arguments every run of a sweep gets, from the sweep's own options
+    (those ``args`` lacks or leaves unset are not passed, so each run keeps its recipe's)."""
+    arguments = ["--device", args.device]
+    for attribute, flag in PASSED_ON_TO_TRAIN:
+        value = getattr(args, attribute, None)
+        if value is None or value is False or value == ():
+            continue
+        if value is True:
+            arguments.append(flag)
+        elif isinstance(value, (list, tuple)):
+            arguments += [flag, ",".join(map(str, value))]
+        else:
+            arguments += [flag, str(value)]
+    return arguments
+
+
 def _worker_env(slot: int, parallel: int, gpus: int) -> dict[str, str]:
     env = dict(os.environ)
     if gpus > 1:

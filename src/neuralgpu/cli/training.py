@@ -73,28 +73,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import torch
 
-    from neuralgpu.sweep import parse_seeds, run_sweep
+    from neuralgpu.sweep import parse_seeds, run_sweep, train_arguments
 
     seeds = parse_seeds(args.seeds)
     refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
     refuse_compile_without_a_compiler(args)
-    train_args = ["--device", args.device]
-    if args.max_steps:
-        train_args += ["--max-steps", str(args.max_steps)]
-    if args.time_budget:
-        train_args += ["--time-budget", str(args.time_budget)]
-    if args.reach_samples is not None:
-        train_args += ["--reach-samples", str(args.reach_samples)]
-    if args.reach_confirm_samples is not None:
-        train_args += ["--reach-confirm-samples", str(args.reach_confirm_samples)]
-    if args.check_gap is not None:
-        train_args += ["--check-gap", str(args.check_gap)]
-    if args.ema is not None:
-        train_args += ["--ema", str(args.ema)]
-    if args.stages:
-        train_args += ["--stages", ",".join(args.stages)]
-    if args.compile:
-        train_args.append("--compile")
+    train_args = train_arguments(args)
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     print(
         f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr
