@@ -68,6 +68,24 @@ def test_fast_1d_is_fast_without_diagonal_gates():
     assert replace(plain, recipe="fast", model=replace(plain.model, diagonal_gates=True)) == fast
 
 
+def test_dngpu_is_fast_trained_as_dngpus_released_trainer_and_nothing_else():
+    fast, dngpu = build_config("bmul", "fast"), build_config("bmul", "dngpu")
+    assert dngpu.curriculum.mode == "bins" and dngpu.curriculum.bins == (8, 12, 16, 20, 25, 28, 31, 36, 41)
+    assert (dngpu.optimizer, dngpu.lr, dngpu.lr_min, dngpu.model.gate) == ("adamax", 0.005, 0.005 / 60, "hard")
+    undone = replace(
+        dngpu,
+        recipe="fast",
+        model=replace(dngpu.model, gate=fast.model.gate, init_scale=fast.model.init_scale),
+        **{
+            name: getattr(fast, name)
+            for name in ("curriculum", "optimizer", "lr", "adam_eps", "lr_decay", "lr_min", "saturation_weight", "eval_every")
+        },
+    )
+    assert undone == fast
+    # Sequence tasks train up to length 20: the same nine bins, scaled.
+    assert build_config("copy", "dngpu").curriculum.bins == (4, 6, 8, 10, 12, 14, 15, 18, 20)
+
+
 @pytest.mark.parametrize("reach_factor,reach_confirm", [(8, 0), (100, 0), (8, 24)])
 def test_a_run_is_solved_only_when_clean_at_the_reach_length_too(trained_copy, reach_factor, reach_confirm):
     _, trainer = trained_copy
