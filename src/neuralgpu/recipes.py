@@ -109,13 +109,13 @@ def dngpu(task: str) -> TrainConfig:
     """
     config = fast(task)
     top = config.curriculum.max_length
-    bins = tuple(sorted({max(config.curriculum.min_length, round(length * top / 41)) for length in DNGPU_BINS}))
+    bins = tuple(sorted({max(config.curriculum.min_length, round(length * top / DNGPU_BINS[-1])) for length in DNGPU_BINS}))
     lr = 0.01 * 48 / config.model.channels
     return replace(
         config,
         recipe="dngpu",
         model=replace(config.model, gate="hard", init_scale=1.0),
-        curriculum=CurriculumConfig(mode="bins", bins=bins, start=top, max_length=top, check_every=200),
+        curriculum=replace(config.curriculum, mode="bins", bins=bins, start=top, check_every=200),
         optimizer="adamax",
         lr=lr,
         adam_eps=1e-8,

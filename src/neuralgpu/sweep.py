@@ -72,7 +72,7 @@ def train_arguments(args: Any) -> list[str]:
     arguments = ["--device", args.device]
     for attribute, flag in PASSED_ON_TO_TRAIN:
         value = getattr(args, attribute, None)
-        if value is None or value is False or value == ():
+        if value is None or value is False:  # unset; --stages is never an empty tuple (task_list refuses one)
             continue
         if value is True:
             arguments.append(flag)
