@@ -141,6 +141,21 @@ def test_bench_times_the_compiled_model_beside_the_others(capsys):
     assert record["reference"]["implementation"] == "eager reference"
 
 
+def test_bench_times_bf16_convolutions_beside_the_others(capsys):
+    argv = ["bench", "--recipe", "tiny", "--task", "copy", "--length", "6", "--batch", "4", "--repeats", "1"]
+    assert main([*argv, "--bf16", "--compile", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["bf16"]["implementation"] == "neuralgpu bf16"
+    assert record["compiled_bf16"]["implementation"] == "neuralgpu compiled bf16"
+    for key in ("bf16", "compiled_bf16", "compiled"):
+        assert record[f"{key}_train_speedup"] == pytest.approx(
+            record["reference"]["train_step_ms"] / record[key]["train_step_ms"]
+        )
+    assert main([*argv, "--bf16", "--no-reference"]) == 0
+    table = capsys.readouterr().out
+    assert "neuralgpu bf16" in table and "compiled" not in table and "speed-up" not in table
+
+
 def test_implementations_are_timed_in_turns():
     calls = []
     runs = {name: (lambda name=name: calls.append(name)) for name in ("ours", "reference")}

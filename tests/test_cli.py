@@ -298,3 +298,11 @@ def test_compile_without_a_cpu_compiler_is_refused_in_one_line(monkeypatch, tmp_
         error = capsys.readouterr().err
         assert "needs a C++ compiler" in error and "drop --compile" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_solve_and_eval_run_with_bf16_convolutions(capsys):
+    assert main(["solve", "badd", "1011+110", "--bf16"]) == 0
+    assert capsys.readouterr().out.split() == ["10001"]
+    assert main(["eval", "reverse", "--lengths", "20", "--suite", "random", "--samples", "8", "--bf16", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert (result["samples"], result["sequence_errors"]) == (8, 0)

@@ -105,3 +105,23 @@ def test_bad_config_is_refused():
         ModelConfig(kernel_width=2)
     with pytest.raises(ValueError, match="gate"):
         ModelConfig(gate="relu")
+
+
+@pytest.mark.parametrize("options", [{}, {"gate": "hard", "diagonal_gates": True, "height": 1, "kernel_height": 1}])
+def test_bf16_convolutions_round_only_the_convolutions(options):
+    torch.manual_seed(0)
+    model = NeuralGPU(ModelConfig(copies=1, **options)).eval()
+    tokens = torch.randint(1, 4, (3, 11))
+    with torch.no_grad():
+        full = model(tokens).logits
+        model.bf16_convolutions()
+        half = model(tokens).logits
+        model.bf16_convolutions(False)
+        again = model(tokens).logits
+    assert half.dtype == torch.float32  # the state and the read-out stay float32
+    # bfloat16 keeps 8 bits of mantissa: the logits move by rounding, not by a different computation.
+    assert not torch.equal(half, full) and torch.allclose(half, full, atol=0.1, rtol=0.05)
+    assert torch.equal(again, full)
+    model.train().bf16_convolutions()
+    model(tokens).logits.sum().backward()  # gradients flow back through the casts, in float32
+    assert all(parameter.grad is not None and parameter.grad.dtype == torch.float32 for parameter in model.parameters())

@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from neuralgpu.checkpoint import load_release
 from neuralgpu.cli import main
-from neuralgpu.evaluate import evaluate
+from neuralgpu.evaluate import eval_batch, evaluate, predict
 from neuralgpu.models import ShippedModel, format_models, shipped_models
 from neuralgpu.solver import PRETRAINED_DIR, load, pretrained_names
 from neuralgpu.tasks import get_task, structured_suites
@@ -49,6 +49,24 @@ def assert_error_free(name: str, factor: int, random_samples: int, suite_samples
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_is_error_free_at_ten_times_its_training_length(name):
     assert_error_free(name, 10, random_samples=64, suite_samples=16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_bf16_convolutions_give_every_shipped_models_float32_answers(name):
+    """--bf16 rounds what the convolutions multiply to 8 bits of mantissa. On the shipped models the
+    answers at 10x their training length stay exactly float32's, on random and structured inputs."""
+    solver = load(name)
+    task = solver.task
+    length = task.scaled_length(solver.card["train_lengths"][1], 10)
+    for suite in ["random", *structured_suites(task)]:
+        batch = eval_batch(task, length, suite, 8 if suite == "random" else 2)
+        full = predict(solver.model, batch.inputs, batch.mask)
+        solver.model.bf16_convolutions()
+        half = predict(solver.model, batch.inputs, batch.mask)
+        solver.model.bf16_convolutions(False)
+        differ = ((full != half) & batch.mask).any(axis=1).sum()
+        assert differ == 0, f"{name}, {suite} at {length}: {differ} of {len(batch.inputs)} answers change with bf16"
 
 
 def claims_hundredfold(model: ShippedModel) -> bool:

@@ -33,6 +33,32 @@ from neuralgpu.tasks import get_task
 from neuralgpu.train import resolve_device
 
 OURS, COMPILED, REFERENCE = "neuralgpu", "neuralgpu compiled", "eager reference"
+BF16, COMPILED_BF16 = "neuralgpu bf16", "neuralgpu compiled bf16"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One implementation timed: its name in the table and its key in ``results_json``."""
+
+    name: str
+    key: str
+    reference: bool = False
+    compiled: bool = False
+    bf16: bool = False  # the CGRUs' convolutions in bfloat16 (NeuralGPU.bf16_convolutions)
+
+
+def bench_variants(compiled: bool, bf16: bool, reference: bool) -> list[Variant]:
+    """Ours first, then ours compiled and with bfloat16 convolutions when asked, the reference last."""
+    variants = [Variant(OURS, "ours")]
+    if compiled:
+        variants.append(Variant(COMPILED, "compiled", compiled=True))
+    if bf16:
+        variants.append(Variant(BF16, "bf16", bf16=True))
+    if compiled and bf16:
+        variants.append(Variant(COMPILED_BF16, "compiled_bf16", compiled=True, bf16=True))
+    if reference:
+        variants.append(Variant(REFERENCE, "reference", reference=True))
+    return variants
 
 
 @dataclass(frozen=True)
@@ -98,9 +124,19 @@ def dense_matmul_tflops(device: torch.device, size: int | None = None, repeats: 
     return 2 * size**3 / (fastest_ms / 1e3) / 1e12
 
 
-def _setup(config: ModelConfig, task: str, length: int, batch: int, device: torch.device, seed: int = 0, compiled: bool = False):
+def _setup(
+    config: ModelConfig,
+    task: str,
+    length: int,
+    batch: int,
+    device: torch.device,
+    seed: int = 0,
+    compiled: bool = False,
+    bf16: bool = False,
+):
     torch.manual_seed(seed)
     model = NeuralGPU(config).to(device)
+    model.bf16_convolutions(bf16)
     if compiled:
         model.compile_cells()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
@@ -143,18 +179,25 @@ def _peak_resident_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _cpu_peak_child(config: ModelConfig, task: str, length: int, batch: int, reference: bool, queue) -> None:
+def _cpu_peak_child(config: ModelConfig, task: str, length: int, batch: int, reference: bool, bf16: bool, queue) -> None:
     torch.set_num_threads(1)  # memory does not depend on threads; keep the child light
     if config.checkpoint_steps:
         release_large_blocks()  # as the trainer does
-    model, optimizer, tensors = _setup(config, task, length, batch, torch.device("cpu"))
+    model, optimizer, tensors = _setup(config, task, length, batch, torch.device("cpu"), bf16=bf16)
     before = _peak_resident_mb()
     _train_step(model, optimizer, tensors, reference)
     queue.put(_peak_resident_mb() - before)
 
 
 def peak_memory_mb(
-    config: ModelConfig, task: str, length: int, batch: int, device: torch.device, reference: bool, compiled: bool = False
+    config: ModelConfig,
+    task: str,
+    length: int,
+    batch: int,
+    device: torch.device,
+    reference: bool,
+    compiled: bool = False,
+    bf16: bool = False,
 ) -> float:
     """Extra memory one training step needs beyond the model, optimizer and data.
 
@@ -162,7 +205,7 @@ def peak_memory_mb(
     compiler's own memory, which the first step spends.
     """
     if device.type == "cuda":
-        model, optimizer, tensors = _setup(config, task, length, batch, device, compiled=compiled)
+        model, optimizer, tensors = _setup(config, task, length, batch, device, compiled=compiled, bf16=bf16)
         if compiled:
             _train_step(model, optimizer, tensors, reference)  # compile first: the peak is the step's
         torch.cuda.synchronize(device)
@@ -175,7 +218,7 @@ def peak_memory_mb(
         return float("nan")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_cpu_peak_child, args=(config, task, length, batch, reference, queue))
+    child = context.Process(target=_cpu_peak_child, args=(config, task, length, batch, reference, bf16, queue))
     child.start()
     child.join()
     return float(queue.get(timeout=5)) if child.exitcode == 0 else float("nan")
@@ -194,40 +237,44 @@ def run_bench(
     compiled: bool = False,
     infer_length: int | None = None,
     infer_batch: int | None = None,
+    bf16: bool = False,
 ) -> list[BenchResult]:
-    """Results for our model, our model compiled (if ``compiled``) and the plain eager reference
-    (unless ``reference`` is False), in that order; every one starts from the same weights.
+    """Results for our model, our model compiled (if ``compiled``), with bfloat16 convolutions (if
+    ``bf16``; both, if both) and the plain eager reference (unless ``reference`` is False), in that
+    order (``bench_variants``); every one starts from the same weights.
     Training runs at ``length`` and ``batch``, inference at ``infer_length`` and ``infer_batch``
     (default: the same)."""
     torch_device = resolve_device(device)
     config = replace(build_config(task, recipe).model, checkpoint_steps=checkpoint_steps)
-    variants = (
-        [(OURS, False, False)]
-        + ([(COMPILED, False, True)] if compiled else [])
-        + ([(REFERENCE, True, False)] if reference else [])
-    )
+    variants = bench_variants(compiled, bf16, reference)
     infer_length, infer_batch = infer_length or length, infer_batch or batch
     infer_tensors = _tensors(task, infer_length, infer_batch, torch_device)
     train_runs, infer_runs = {}, {}
-    for name, is_reference, is_compiled in variants:
-        model, optimizer, tensors = _setup(config, task, length, batch, torch_device, compiled=is_compiled)
-        train_runs[name] = partial(_train_step, model, optimizer, tensors, is_reference)
-        infer_runs[name] = partial(_inference, model, infer_tensors, is_reference)
+    for variant in variants:
+        model, optimizer, tensors = _setup(
+            config, task, length, batch, torch_device, compiled=variant.compiled, bf16=variant.bf16
+        )
+        train_runs[variant.name] = partial(_train_step, model, optimizer, tensors, variant.reference)
+        infer_runs[variant.name] = partial(_inference, model, infer_tensors, variant.reference)
     train_ms = interleaved_medians(train_runs, torch_device, repeats)
     infer_ms = interleaved_medians(infer_runs, torch_device, repeats)
     flops = inference_flops(config, batch=infer_tensors[0].shape[0], width=infer_tensors[0].shape[1])
     results = []
-    for name, is_reference, is_compiled in variants:
-        peak = peak_memory_mb(config, task, length, batch, torch_device, is_reference, is_compiled) if memory else float("nan")
-        tflops = flops / (infer_ms[name] / 1e3) / 1e12
+    for variant in variants:
+        peak = (
+            peak_memory_mb(config, task, length, batch, torch_device, variant.reference, variant.compiled, variant.bf16)
+            if memory
+            else float("nan")
+        )
+        tflops = flops / (infer_ms[variant.name] / 1e3) / 1e12
         results.append(
             BenchResult(
-                name,
+                variant.name,
                 str(torch_device),
                 length,
                 batch,
-                round(train_ms[name], 2),
-                round(infer_ms[name], 2),
+                round(train_ms[variant.name], 2),
+                round(infer_ms[variant.name], 2),
                 round(peak, 1),
                 infer_length,
                 infer_batch,
@@ -239,11 +286,11 @@ def run_bench(
 
 def format_bench(results: list[BenchResult], dense_tflops: float | None = None) -> str:
     """The table, the speed-ups over the reference, and inference's share of the dense rate."""
-    header = f"{'implementation':<18} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'infer TFLOP/s':>13} {'peak MB':>8}"
+    header = f"{'implementation':<23} {'device':<7} {'length':>6} {'batch':>5} {'train step ms':>13} {'infer ms':>9} {'infer TFLOP/s':>13} {'peak MB':>8}"
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.implementation:<18} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} "
+            f"{r.implementation:<23} {r.device:<7} {r.length:>6} {r.batch:>5} {r.train_step_ms:>13.1f} {r.infer_ms:>9.1f} "
             f"{r.infer_tflops:>13.4f} {r.peak_mem_mb:>8.1f}"
         )
     first = results[0]
@@ -270,20 +317,21 @@ def _named(results: list[BenchResult], implementation: str) -> BenchResult | Non
 
 
 def results_json(results: list[BenchResult], dense_tflops: float | None = None) -> dict:
-    """Our model's figures at the top level; ``compiled`` and ``reference`` beside them when timed,
-    and the device's dense rate with our inference's share of it when measured."""
+    """Our model's figures at the top level; each other implementation timed beside them under its
+    key (``compiled``, ``bf16``, ``compiled_bf16``, ``reference``), with its speed-ups over the
+    reference (``train_speedup`` for ours, ``compiled_train_speedup`` ...), and the device's dense
+    rate with our inference's share of it when measured."""
     ours = asdict(results[0])
     if dense_tflops is not None:
         ours["dense_tflops"] = dense_tflops
         ours["infer_dense_share"] = results[0].infer_tflops / dense_tflops
-    reference, compiled = _named(results, REFERENCE), _named(results, COMPILED)
-    if compiled is not None:
-        ours["compiled"] = asdict(compiled)
-    if reference is not None:
-        ours["reference"] = asdict(reference)
-        ours["train_speedup"] = reference.train_step_ms / results[0].train_step_ms
-        ours["infer_speedup"] = reference.infer_ms / results[0].infer_ms
-        if compiled is not None:
-            ours["compiled_train_speedup"] = reference.train_step_ms / compiled.train_step_ms
-            ours["compiled_infer_speedup"] = reference.infer_ms / compiled.infer_ms
+    keys = {variant.name: variant.key for variant in bench_variants(compiled=True, bf16=True, reference=True)}
+    for result in results[1:]:
+        ours[keys[result.implementation]] = asdict(result)
+    reference = _named(results, REFERENCE)
+    for result in results if reference is not None else []:
+        if result is not reference:
+            prefix = "" if result is results[0] else f"{keys[result.implementation]}_"
+            ours[f"{prefix}train_speedup"] = reference.train_step_ms / result.train_step_ms
+            ours[f"{prefix}infer_speedup"] = reference.infer_ms / result.infer_ms
     return ours

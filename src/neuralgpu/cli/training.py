@@ -142,6 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         compiled=args.compile,
         infer_length=args.infer_length,
         infer_batch=args.infer_batch,
+        bf16=args.bf16,
     )
     dense = dense_matmul_tflops(torch.device(results[0].device))
     print(json.dumps(results_json(results, dense)) if args.json else format_bench(results, dense))

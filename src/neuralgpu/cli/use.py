@@ -161,7 +161,7 @@ def _record(
     if fresh:
         lengths = ",".join(map(str, args.lengths))
         command = f"neuralgpu eval {args.model} --lengths {lengths} --suite {args.suite} --samples {args.samples}"
-        command += " --extend" * args.extend + " --compile" * args.compile
+        command += " --extend" * args.extend + " --compile" * args.compile + " --bf16" * args.bf16
         continued = {key: already[key] for key in ((result.length, result.suite) for result in fresh) if key in already}
         record_verification(resolve_model(args.model), fresh, command, continued, stopped)
     return len(fresh)
@@ -175,6 +175,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     refuse_compile_without_a_compiler(args)
     solver = load(args.model, device=resolve_device_name(args.device))
+    solver.model.bf16_convolutions(args.bf16)
     if args.compile:
         solver.model.compile_cells()
     task = solver.task
@@ -213,6 +214,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from neuralgpu.solver import load
 
     solver = load(args.model, device=resolve_device_name(args.device))
+    solver.model.bf16_convolutions(args.bf16)
     texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
     if not texts:
         raise CommandError("nothing to solve: give expressions as arguments or one per line on standard input")
