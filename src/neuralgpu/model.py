@@ -88,7 +88,7 @@ def convolve(state: Tensor, weight: Tensor, bias: Tensor, padding: tuple[int, in
     """A same-padded convolution, its products in ``dtype`` when one is given and the result back in
     the state's: the state, the gates and the blend stay float32, so rounding does not pile up over
     the n steps. bfloat16 runs on a CPU's AMX tiles and a GPU's tensor cores, several times the
-    float32 rate (README: Speed)."""
+    float32 rate (README: Speed and memory)."""
     if dtype is None:
         return F.conv2d(state, weight, bias, padding=padding)
     return F.conv2d(state.to(dtype), weight.to(dtype), bias.to(dtype), padding=padding).to(state.dtype)
