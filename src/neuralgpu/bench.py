@@ -1,6 +1,7 @@
 """Speed and memory of a training step and of inference, ours beside the plain eager reference.
 
-Both implementations run in the same process on the same parameters and inputs, so the ratio is
+Ours may also be timed compiled (``--compile``) and with bfloat16 convolutions (``--bf16``).
+All implementations run in the same process on the same parameters and inputs, so the ratio is
 measured side by side. Times are medians over repeats after warm-up, the implementations timed in
 turns; on CUDA every timing waits for the device. Inference may run at its own length and batch
 (on a GPU the telling case is long and wide: length 4,001 at a large batch), and its achieved TFLOP/s is set

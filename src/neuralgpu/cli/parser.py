@@ -15,9 +15,9 @@ COMPILE_HELP = (
 )
 
 BF16_HELP = (
-    "run the CGRUs' convolutions in bfloat16 and everything else in float32: several times faster convolutions on "
-    "CPUs with AMX or AVX512-BF16 and on GPUs (slower elsewhere). Answers are not guaranteed to equal float32's; on "
-    "the shipped models the tests find them equal (README: Speed and memory)"
+    "run the CGRUs' convolutions in bfloat16 and everything else in float32: faster convolutions on CPUs with AMX "
+    "(measured) and GPUs with tensor cores (not measured), maybe slower elsewhere. Answers are not guaranteed to equal "
+    "float32's; on the shipped models the tests find them equal (README: Speed and memory)"
 )
 
 
