@@ -49,6 +49,9 @@ def main() -> int:
         metavar="DECAY",
         help="train every run with --ema DECAY (a moving average of the weights)",
     )
+    parser.add_argument(
+        "--set", action="append", default=None, metavar="FIELD=VALUE", help="change a config field in every run (see train --set)"
+    )
     parser.add_argument("--lengths", type=length_list, default=[], help="extra evaluation widths, e.g. 401,4001")
     parser.add_argument("--samples", type=positive_int, default=128, help="examples per length and suite (default 128)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the runs (one folder per recipe)")

@@ -83,6 +83,23 @@ def test_dropout_shrinks_with_length_and_only_in_training():
     torch.testing.assert_close(model(tokens).logits, model(tokens).logits)
 
 
+def test_candidate_dropout_drops_candidates_in_training_only():
+    """With the update gate shut (update_bias -50), a CGRU's new state is its candidate: in training
+    each entry is either dropped or scaled by 1 / (1 - rate); in evaluation it is left alone."""
+    model = make(height=1, kernel_height=1, update_bias=-50.0, candidate_dropout=0.5, dropout=0.0)
+    assert (model.gate_bias[..., 8:] == -50).all() and (model.gate_bias[..., :8] == 1).all()
+    state = torch.randn(4, 8, 1, 10).contiguous(memory_format=torch.channels_last)
+    ones = torch.ones(4, 1, 1, 10)
+    candidate, _ = model.eval().cgru(state, ones, copy=0, layer=0)
+    dropped, _ = model.train().cgru(state, ones, copy=0, layer=0)
+    zero = dropped == 0
+    assert 0.4 < zero.float().mean() < 0.6
+    torch.testing.assert_close(dropped[~zero], 2 * candidate[~zero])
+    tokens = torch.randint(1, 13, (2, 6))
+    model.eval()
+    torch.testing.assert_close(model(tokens).logits, model(tokens).logits)
+
+
 def test_checkpointed_steps_give_the_same_gradients():
     plain = make(dropout=0.0)
     checkpointed = NeuralGPU(dataclasses.replace(plain.config, checkpoint_steps=True))

@@ -3,7 +3,10 @@
 Curriculum (paper): train at lengths up to ``current``, starting at 6; every ``check_every`` steps,
 if the training sequence error at lengths <= current was below ``threshold``, grow ``current`` by
 one, up to ``max_length``. A ``random_share`` of the batches draws any length up to the maximum
-anyway. Bins (DNGPU): every step trains one batch from each length in ``bins``, no curriculum.
+anyway. Bins (DNGPU): every step trains one batch from each length in ``bins``, no curriculum;
+with ``bin_fill="below"``, as DNGPU's released trainer fills them, a bin's batch holds examples of
+every length above the previous bin, padded to its own, so a model also meets inputs that have
+more steps than columns.
 """
 
 from __future__ import annotations
@@ -24,12 +27,22 @@ class CurriculumConfig:
     threshold: float = 0.15  # grow when the training sequence error is below this
     random_share: float = 0.25  # share of batches drawn at any length up to max_length
     bins: tuple[int, ...] = ()  # mode "bins": one batch at each of these lengths every step
+    # "exact": a bin's examples are as long as the bin; "below": each example's length is drawn
+    # from those above the previous bin (up to the bin), and the batch is padded to the bin.
+    bin_fill: Literal["exact", "below"] = "exact"
+    # With bin_fill "below": this share of a bin's examples is drawn from every shorter length
+    # instead (DNGPU adds 5% shorter instances to each bin).
+    bin_shorter_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("curriculum", "bins"):
             raise ValueError(f"curriculum mode must be 'curriculum' or 'bins', got {self.mode!r}")
         if self.mode == "bins" and not self.bins:
             raise ValueError("curriculum mode 'bins' needs at least one bin length")
+        if self.bin_fill not in ("exact", "below"):
+            raise ValueError(f"bin_fill must be 'exact' or 'below', got {self.bin_fill!r}")
+        if not 0.0 <= self.bin_shorter_share <= 1.0:
+            raise ValueError(f"bin_shorter_share must be in [0, 1], got {self.bin_shorter_share}")
         if not self.min_length <= self.start <= self.max_length:
             raise ValueError(f"need min_length <= start <= max_length, got {self.min_length}, {self.start}, {self.max_length}")
 
@@ -55,6 +68,22 @@ class Curriculum:
             return list(config.bins)
         top = config.max_length if rng.random() < config.random_share else self.current
         return [int(rng.integers(config.min_length, top + 1))]
+
+    def example_lengths(self, length: int, batch_size: int, rng: np.random.Generator) -> np.ndarray | None:
+        """With ``bin_fill="below"``, the length of every example of the bin ``length`` (None: all
+        are as long as the batch). Lengths above the previous bin, or with ``bin_shorter_share``
+        from the shortest up to it; the first bin starts at ``min_length``.
+        """
+        config = self.config
+        if config.mode != "bins" or config.bin_fill != "below":
+            return None
+        below = [bin for bin in config.bins if bin < length]
+        previous = max(below, default=config.min_length - 1)
+        lengths = rng.integers(previous + 1, length + 1, batch_size)
+        if below and config.bin_shorter_share > 0:
+            shorter = rng.random(batch_size) < config.bin_shorter_share
+            lengths[shorter] = rng.integers(config.min_length, previous + 1, int(shorter.sum()))
+        return lengths
 
     def record(self, length: int, sequence_errors: int, examples: int) -> None:
         if length <= self.current:

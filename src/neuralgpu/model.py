@@ -36,6 +36,12 @@ class ModelConfig:
     cutoff: float = 1.2
     diagonal_gates: bool = False  # update gate mixes the state shifted left/right (DNGPU)
     dropout: float = 0.15  # on the state after every step, scaled by 8/n
+    # DNGPU's dropout: on every CGRU's candidate, at this rate whatever the length (0: none). Its
+    # released trainer drops 10% for bmul and 50% for badd, and no state.
+    candidate_dropout: float = 0.0
+    # Initial bias of the update gate; None: the reset gate's (1.0 cutoff, 0.5 hard). DNGPU's is
+    # 0.7 beside a reset bias of 0.5: its update gates start a little more open, keeping the state.
+    update_bias: float | None = None
     embed_init: float = 1.7
     init_scale: float = 1.8  # conv weights ~ U(+-init_scale * sqrt(3 / fan_in))
     checkpoint_steps: bool = False  # recompute each step in backward: memory O(n), not O(n^2)
@@ -48,8 +54,9 @@ class ModelConfig:
             raise ValueError("kernel sizes must be odd so that 'same' padding keeps the state's shape")
         if self.gate not in ("cutoff", "hard"):
             raise ValueError(f"ModelConfig.gate must be 'cutoff' or 'hard', got {self.gate!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        for field in ("dropout", "candidate_dropout"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"ModelConfig.{field} must be in [0, 1), got {getattr(self, field)}")
 
 
 class ModelOutput(NamedTuple):
@@ -106,6 +113,7 @@ def cgru_cell(
     cutoff: float,
     diagonal: bool,
     conv_dtype: torch.dtype | None = None,
+    candidate_dropout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """One masked convolutional GRU on a (B, m, h, n) state: the new state and its saturation cost.
 
@@ -116,8 +124,11 @@ def cgru_cell(
     gate_pre = convolve(state, gate_weight, gate_bias, padding, conv_dtype)
     reset, update = gate_activation(gate_pre, hard, cutoff).chunk(2, dim=1)  # each (B, m, h, n)
     cand_pre = convolve(reset * state, candidate_weight, candidate_bias, padding, conv_dtype)
+    candidate = candidate_activation(cand_pre, hard)
+    if candidate_dropout > 0.0:  # the caller passes 0 outside training
+        candidate = F.dropout(candidate, candidate_dropout, training=True)
     kept = shift_for_diagonal_gates(state) if diagonal else state
-    new_state = torch.lerp(candidate_activation(cand_pre, hard), kept, update)  # u * kept + (1 - u) * c, one op
+    new_state = torch.lerp(candidate, kept, update)  # u * kept + (1 - u) * c, one op
     saturation = saturation_cost(gate_pre) + saturation_cost(cand_pre) if hard else state.new_zeros(())
     return new_state * column_mask, saturation
 
@@ -159,7 +170,9 @@ class NeuralGPU(nn.Module):
             self.output_weight.uniform_(-linear_bound, linear_bound)
             # Gates start mostly open (keep the state): sigmoid-cutoff(1) = 0.78; the hard sigmoid
             # reaches 1.0 at +1, where it is flat and passes no gradient, so it starts at 0.5 (0.75).
-            self.gate_bias.fill_(0.5 if config.gate == "hard" else 1.0)
+            reset_bias = 0.5 if config.gate == "hard" else 1.0
+            self.gate_bias[..., : config.channels].fill_(reset_bias)
+            self.gate_bias[..., config.channels :].fill_(reset_bias if config.update_bias is None else config.update_bias)
 
     # --- the computation -------------------------------------------------------------------
 
@@ -176,6 +189,9 @@ class NeuralGPU(nn.Module):
     def cgru(self, state: Tensor, column_mask: Tensor, copy: int, layer: int) -> tuple[Tensor, Tensor]:
         """One convolutional GRU, masked: the new state (B, m, h, n) and its saturation cost."""
         config = self.config
+        # Through torch.compile a float argument is a constant of the kernel: pass a literal 0.0
+        # outside training, so evaluation never runs (or compiles) the dropout.
+        candidate_dropout = config.candidate_dropout if self.training else 0.0
         return self.cell(
             state,
             column_mask,
@@ -187,6 +203,7 @@ class NeuralGPU(nn.Module):
             cutoff=config.cutoff,
             diagonal=config.diagonal_gates,
             conv_dtype=self.conv_dtype,
+            candidate_dropout=candidate_dropout,
         )
 
     def bf16_convolutions(self, enabled: bool = True) -> None:

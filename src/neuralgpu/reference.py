@@ -47,6 +47,8 @@ def reference_forward(model: NeuralGPU, tokens: Tensor, mask: Tensor | None = No
                 reset, update = cutoff_sigmoid(reset_pre, config.cutoff), cutoff_sigmoid(update_pre, config.cutoff)
             cand_pre = F.conv2d(reset * state, w_cand, b_cand, padding=padding)
             candidate = torch.clamp(cand_pre, -1, 1) if hard else torch.tanh(cand_pre)
+            if model.training and config.candidate_dropout > 0:
+                candidate = F.dropout(candidate, config.candidate_dropout, training=True)
             kept = shift_for_diagonal_gates(state) if config.diagonal_gates else state
             state = (update * kept + (1 - update) * candidate) * column_mask
         if dropout > 0:

@@ -63,6 +63,7 @@ PASSED_ON_TO_TRAIN = (
     ("ema", "--ema"),
     ("stages", "--stages"),
     ("compile", "--compile"),
+    ("set", "--set"),  # repeated: one --set per change
 )
 
 
@@ -76,6 +77,8 @@ def train_arguments(args: Any) -> list[str]:
             continue
         if value is True:
             arguments.append(flag)
+        elif flag == "--set":
+            arguments += [word for setting in value for word in (flag, setting)]
         elif isinstance(value, (list, tuple)):
             arguments += [flag, ",".join(map(str, value))]
         else:

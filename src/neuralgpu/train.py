@@ -44,6 +44,7 @@ from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.rundir import RunWriter
+from neuralgpu.settings import differences
 from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
 
 # The trainer's scalar state that a resume snapshot carries.
@@ -75,6 +76,8 @@ class TrainConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     batch_size: int = 32
     optimizer: Literal["adam", "adamax"] = "adam"
+    # "constant": the optimizer's own second-moment decay (0.999); "dngpu": adamax_beta2's schedule.
+    beta2_schedule: Literal["constant", "dngpu"] = "constant"
     lr: float = 1e-3
     adam_eps: float = 1e-4
     clip_norm: float = 1.0
@@ -135,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"lr_min must be in [0, lr], got {self.lr_min} with lr {self.lr}")
         if self.optimizer not in ("adam", "adamax"):
             raise ValueError(f"optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
+        if self.beta2_schedule not in ("constant", "dngpu"):
+            raise ValueError(f"beta2_schedule must be 'constant' or 'dngpu', got {self.beta2_schedule!r}")
         if not 0.0 <= self.hard_share <= 1.0:
             raise ValueError(f"hard_share must be in [0, 1], got {self.hard_share}")
         if not 0.0 < self.long_check_share <= 1.0:
@@ -187,6 +192,24 @@ def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generato
         counts = np.bincount(rng.integers(len(suites), size=hard), minlength=len(suites))
         parts.extend(task.sample(int(count), length, rng, suite) for suite, count in zip(suites, counts) if count)
     return Batch(np.concatenate([part.inputs for part in parts]), np.concatenate([part.targets for part in parts]))
+
+
+def draw_padded_batch(task: Task, lengths: np.ndarray, width: int, rng: np.random.Generator, hard_share: float) -> Batch:
+    """Examples of the given lengths (each group drawn as ``draw_batch`` draws it), padded to ``width``
+    columns: the padding is masked, so a shorter example runs more steps than it has columns."""
+    inputs, targets = [], []
+    for length, count in zip(*np.unique(lengths, return_counts=True)):
+        part = draw_batch(task, int(count), int(length), rng, hard_share)
+        padding = ((0, 0), (0, width - part.inputs.shape[1]))
+        inputs.append(np.pad(part.inputs, padding))
+        targets.append(np.pad(part.targets, padding))
+    return Batch(np.concatenate(inputs), np.concatenate(targets))
+
+
+def adamax_beta2(step: int) -> float:
+    """DNGPU's second-moment decay: 0.99 at first, its distance from 1 halving every 2,000 steps
+    down to 0.0005, so the update's scale follows the early, fast-changing gradients closely."""
+    return 1.0 - max(0.0005, 0.01 * 0.5 ** (step / 2000))
 
 
 def gradient_noise_std(config: TrainConfig, step: int, train_error: float) -> float:
@@ -386,7 +409,11 @@ class Trainer:
         loss_sum, digit_errors, digits = 0.0, 0, 0
         for index, length in enumerate(lengths):
             last = index == len(lengths) - 1
-            batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
+            example_lengths = self.curriculum.example_lengths(length, config.batch_size, self.rng)
+            if example_lengths is None:
+                batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
+            else:
+                batch = draw_padded_batch(self.task, example_lengths, length, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
             self.train_work += TRAINING_COST * run_work(*inputs.shape)
             # Under DDP, gradients are averaged once, in the last backward of the step.
@@ -423,6 +450,9 @@ class Trainer:
                 if parameter.grad is not None:
                     draw = torch.randn(parameter.grad.shape, generator=self.noise_generator, device=self.device)
                     parameter.grad.add_(draw, alpha=noise)
+        if config.beta2_schedule == "dngpu":
+            for group in self.optimizer.param_groups:
+                group["betas"] = (group["betas"][0], adamax_beta2(self.step))
         self.optimizer.step()
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
@@ -750,6 +780,10 @@ class Trainer:
                 words += [flag, str(value)]
         if config.compile:
             words.append("--compile")
+        if recipe is not None:  # what no flag covers: one --set per changed field
+            covered = frozenset({"task", "stages", "recipe", "seed", "max_steps", "time_budget", "device", "compile"})
+            covered |= {name for name, _, _ in overrides}
+            words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
         return " ".join(words)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:

@@ -21,6 +21,13 @@ BF16_HELP = (
 )
 
 
+SET_HELP = (
+    "change one field of the recipe's config, by its dotted name, e.g. --set model.candidate_dropout=0.5 "
+    "--set hard_share=0.2 (repeatable; fields as in TrainConfig, ModelConfig and CurriculumConfig); the run's "
+    "recorded command repeats them"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from neuralgpu import __version__
     from neuralgpu.recipes import DEFAULT_RECIPE, RECIPES
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
     train.add_argument("--compile", action="store_true", help=COMPILE_HELP)
+    train.add_argument("--set", action="append", default=None, metavar="FIELD=VALUE", help=SET_HELP)
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("eval", help="sequence and digit error of a model on frozen evaluation sets")
@@ -256,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--check-gap", type=non_negative_int, default=None, metavar="STEPS", help="per-run check gap (see train --check-gap)"
     )
     sweep.add_argument("--ema", type=decay, default=None, metavar="DECAY", help="per-run weight average (see train --ema)")
+    sweep.add_argument(
+        "--set", action="append", default=None, metavar="FIELD=VALUE", help="per-run config change (see train --set)"
+    )
     sweep.add_argument(
         "--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)"
     )

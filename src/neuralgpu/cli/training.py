@@ -24,14 +24,20 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from neuralgpu import distributed
-    from neuralgpu.evaluate import format_table
-    from neuralgpu.recipes import build_config
-    from neuralgpu.train import Trainer, resolve_device
+def with_settings(config, settings: list[str] | None):
+    """The config with the command line's ``--set FIELD=VALUE`` changes; a bad one is one line of error."""
+    from neuralgpu.settings import apply_settings
 
-    refuse_reach_options_without_a_reach_check(args)
-    refuse_compile_without_a_compiler(args)
+    try:
+        return apply_settings(config, settings or [])
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """The TrainConfig a `neuralgpu train` command line asks for: the recipe, its flags, then its --set changes."""
+    from neuralgpu.recipes import build_config
+
     config = build_config(
         args.task,
         args.recipe,
@@ -46,6 +52,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         ema_decay=args.ema,
         compile=args.compile or None,
     )
+    return with_settings(config, args.set)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralgpu import distributed
+    from neuralgpu.evaluate import format_table
+    from neuralgpu.train import Trainer, resolve_device
+
+    refuse_reach_options_without_a_reach_check(args)
+    refuse_compile_without_a_compiler(args)
+    config = train_config_from_args(args)
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
     completed = False
@@ -78,6 +95,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
     refuse_compile_without_a_compiler(args)
+    from neuralgpu.recipes import build_config
+
+    with_settings(build_config(args.task, args.recipe), args.set)  # refuse a bad --set once, not once a seed
     train_args = train_arguments(args)
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     print(
