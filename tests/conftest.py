@@ -27,3 +27,21 @@ def trained_copy(tmp_path_factory) -> tuple[Path, Trainer]:
     finally:
         torch.set_num_threads(threads)
     return run_dir, trainer
+
+
+@pytest.fixture
+def train_configs(monkeypatch) -> list:
+    """The TrainConfigs `neuralgpu train` builds, recorded by a stand-in for the Trainer that trains nothing."""
+    import neuralgpu.train
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, config, run_dir, resume, distributed):
+            seen.append(config)
+
+        def run(self):
+            return neuralgpu.train.TrainResult(False, 0, 0.0, [], None)
+
+    monkeypatch.setattr(neuralgpu.train, "Trainer", Recorder)
+    return seen

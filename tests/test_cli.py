@@ -181,21 +181,9 @@ def test_absurd_lengths_say_what_fits(trained_copy):
     assert result.returncode == 2 and "show at most" in result.stderr
 
 
-def test_reach_samples_reaches_the_trainer(monkeypatch, tmp_path, capsys):
-    import neuralgpu.train
-
-    seen = {}
-
-    class Recorder:  # stands in for the trainer: only the config the command builds is under test
-        def __init__(self, config, run_dir, resume, distributed):
-            seen["config"] = config
-
-        def run(self):
-            return neuralgpu.train.TrainResult(False, 0, 0.0, [], None)
-
-    monkeypatch.setattr(neuralgpu.train, "Trainer", Recorder)
+def test_reach_samples_reaches_the_trainer(train_configs, tmp_path, capsys):
     assert main(["train", "--task", "copy", "--recipe", "fast", "--reach-samples", "32", "--run-dir", str(tmp_path / "run")]) == 0
-    assert seen["config"].reach_samples == 32 and seen["config"].reach_factor == 100
+    assert train_configs[-1].reach_samples == 32 and train_configs[-1].reach_factor == 100
     assert "not solved after 0 steps" in capsys.readouterr().out
     train = [
         "train",
@@ -211,7 +199,8 @@ def test_reach_samples_reaches_the_trainer(monkeypatch, tmp_path, capsys):
         str(tmp_path / "more"),
     ]
     assert main(train) == 0
-    assert seen["config"].reach_confirm_samples == 1024 and seen["config"].check_gap == 500 and seen["config"].ema_decay == 0.999
+    config = train_configs[-1]
+    assert config.reach_confirm_samples == 1024 and config.check_gap == 500 and config.ema_decay == 0.999
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # argparse's own one-line error
         main(["train", "--task", "copy", "--ema", "1", "--run-dir", str(tmp_path / "bad")])

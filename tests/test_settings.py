@@ -55,27 +55,14 @@ def test_a_bad_setting_is_refused_with_what_is_wrong(setting, message):
         apply_settings(build_config("badd", "fast"), [setting])
 
 
-def test_train_takes_settings_and_a_bad_one_is_one_line(monkeypatch, tmp_path, capsys):
-    import neuralgpu.train
-
-    seen = {}
-
-    class Recorder:  # stands in for the trainer: only the config the command builds is under test
-        def __init__(self, config, run_dir, resume, distributed):
-            seen["config"] = config
-
-        def run(self):
-            return neuralgpu.train.TrainResult(False, 0, 0.0, [], None)
-
-    monkeypatch.setattr(neuralgpu.train, "Trainer", Recorder)
+def test_train_takes_settings_and_a_bad_one_is_one_line(train_configs, tmp_path, capsys):
     args = ["train", "--task", "badd", "--set", "model.candidate_dropout=0.3", "--set", "hard_share=0.2"]
     assert main([*args, "--run-dir", str(tmp_path / "run")]) == 0
-    assert seen["config"] == apply_settings(build_config("badd"), ["model.candidate_dropout=0.3", "hard_share=0.2"])
+    assert train_configs == [apply_settings(build_config("badd"), ["model.candidate_dropout=0.3", "hard_share=0.2"])]
     capsys.readouterr()
-    seen.clear()
     assert main(["train", "--task", "badd", "--set", "model.dropuot=0.3", "--run-dir", str(tmp_path / "bad")]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "no field 'dropuot'" in error and not seen
+    assert len(error.splitlines()) == 1 and "no field 'dropuot'" in error and len(train_configs) == 1
 
 
 def test_the_recorded_command_rebuilds_the_config_it_trained():

@@ -62,6 +62,16 @@ def test_curriculum_grows_only_on_low_error():
     assert all(3 <= length <= 8 for _ in range(200) for length in curriculum.lengths(rng))
 
 
+def test_curriculum_growth_grows_by_a_share_of_the_length_and_stops_at_the_top():
+    curriculum = Curriculum(CurriculumConfig(start=5, max_length=41, growth=0.1))
+    seen = [curriculum.current]
+    while not curriculum.at_max:
+        curriculum.record(curriculum.current, sequence_errors=0, examples=32)
+        assert curriculum.decide(step=len(seen))
+        seen.append(curriculum.current)
+    assert seen == [*range(5, 21), 22, 24, 26, 28, 30, 33, 36, 39, 41]  # 24 decisions, not 36
+
+
 def test_fast_1d_is_fast_without_diagonal_gates():
     fast, plain = build_config("duplicate", "fast"), build_config("duplicate", "fast-1d")
     assert fast.model.diagonal_gates and not plain.model.diagonal_gates and plain.recipe == "fast-1d"
