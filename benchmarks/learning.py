@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--max-steps", type=positive_int, default=None, help="training steps per run")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--compile", action="store_true", help="train every run with --compile (torch.compile'd CGRUs)")
+    parser.add_argument("--bf16", action="store_true", help="train every run with --bf16 (bfloat16 convolutions)")
     parser.add_argument(
         "--ema",
         type=decay,

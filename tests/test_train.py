@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import neuralgpu.model
 import neuralgpu.train
 from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
@@ -556,3 +557,28 @@ def test_a_compiled_run_trains_as_the_eager_one_and_says_so(tmp_path):
     for name, tensor in eager.model.state_dict().items():
         torch.testing.assert_close(compiled.model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     assert " --compile " in compiled.command() and "--compile" not in eager.command()
+
+
+def test_a_bf16_run_trains_close_to_the_float32_one_and_is_checked_in_float32(tmp_path, monkeypatch):
+    float32 = small_trainer(tmp_path / "float32", max_steps=4)
+    bf16 = Trainer(replace(float32.config, bf16=True), tmp_path / "bf16", progress=False)
+    seen = []
+    convolve = neuralgpu.model.convolve
+
+    def recording(state, weight, bias, padding, dtype):
+        seen.append(dtype)
+        return convolve(state, weight, bias, padding, dtype)
+
+    monkeypatch.setattr(neuralgpu.model, "convolve", recording)
+    bf16.train_step()
+    trained = len(seen)
+    evaluate(bf16.judged, bf16.task, 9, "random", 4)
+    assert set(seen[:trained]) == {torch.bfloat16} and set(seen[trained:]) == {None}  # the check ran in float32
+    float32.train_step()
+    # One update from the same weights and data: bfloat16 products move the weights by rounding only.
+    moved = False
+    for name, tensor in float32.model.state_dict().items():
+        other = bf16.model.state_dict()[name]
+        torch.testing.assert_close(other, tensor, rtol=0.05, atol=2e-3, msg=name)
+        moved |= not torch.equal(other, tensor)
+    assert moved and " --bf16" in bf16.command() and "--bf16" not in float32.command()

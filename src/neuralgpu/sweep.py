@@ -63,6 +63,7 @@ PASSED_ON_TO_TRAIN = (
     ("ema", "--ema"),
     ("stages", "--stages"),
     ("compile", "--compile"),
+    ("bf16", "--bf16"),
     ("set", "--set"),  # repeated: one --set per change
 )
 

@@ -130,6 +130,10 @@ class TrainConfig:
     # Run the CGRUs through torch.compile (NeuralGPU.compile_cells): the same training up to float
     # rounding, faster (README: Speed), but not bit for bit the eager run a shipped card records.
     compile: bool = False
+    # The CGRUs' convolutions in bfloat16 during training steps (NeuralGPU.bf16_convolutions); the
+    # state, gates, weights and optimizer stay float32, and every check, the card and the release
+    # run in float32, so what a run is judged on is what a user runs.
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_steps < 0 or self.lr <= 0:
@@ -401,6 +405,13 @@ class Trainer:
     # --- one step -------------------------------------------------------------------------
 
     def train_step(self) -> StepStats:
+        self.model.bf16_convolutions(self.config.bf16)
+        try:
+            return self._train_step()
+        finally:
+            self.model.bf16_convolutions(False)  # checks and the release run in float32
+
+    def _train_step(self) -> StepStats:
         config, stats = self.config, StepStats()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -778,10 +789,9 @@ class Trainer:
             value = getattr(config, name)
             if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
                 words += [flag, str(value)]
-        if config.compile:
-            words.append("--compile")
+        words += [flag for flag, on in (("--compile", config.compile), ("--bf16", config.bf16)) if on]
         if recipe is not None:  # what no flag covers: one --set per changed field
-            covered = frozenset({"task", "stages", "recipe", "seed", "max_steps", "time_budget", "device", "compile"})
+            covered = frozenset({"task", "stages", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"})
             covered |= {name for name, _, _ in overrides}
             words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
         return " ".join(words)

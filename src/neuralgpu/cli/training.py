@@ -51,6 +51,7 @@ def train_config_from_args(args: argparse.Namespace):
         check_gap=args.check_gap,
         ema_decay=args.ema,
         compile=args.compile or None,
+        bf16=args.bf16 or None,
     )
     return with_settings(config, args.set)
 
