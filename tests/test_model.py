@@ -41,6 +41,18 @@ def test_padding_cannot_change_the_answer():
     assert not torch.allclose(model(garbage, torch.ones_like(mask)).logits[:, :9], clean)
 
 
+def test_steps_without_padding_skip_the_mask_and_compute_the_same_bits():
+    model = make().train()
+    state = torch.randn(3, 8, 4, 9, requires_grad=True)
+    results = []
+    for mask in (torch.ones(3, 1, 1, 9), None):
+        torch.manual_seed(1)  # the same dropout
+        out, _ = model.run_steps(state, mask, 0, 9, dropout=0.1, checkpoint_each=False)
+        (gradient,) = torch.autograd.grad(out.square().sum(), state)
+        results.append((out, gradient))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
 def test_other_rows_of_the_batch_do_not_matter():
     model = make().eval()
     tokens = torch.randint(1, 13, (5, 7))

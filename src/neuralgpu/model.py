@@ -103,7 +103,7 @@ def convolve(state: Tensor, weight: Tensor, bias: Tensor, padding: tuple[int, in
 
 def cgru_cell(
     state: Tensor,
-    column_mask: Tensor,
+    column_mask: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor,
     candidate_weight: Tensor,
@@ -130,7 +130,7 @@ def cgru_cell(
     kept = shift_for_diagonal_gates(state) if diagonal else state
     new_state = torch.lerp(candidate, kept, update)  # u * kept + (1 - u) * c, one op
     saturation = saturation_cost(gate_pre) + saturation_cost(cand_pre) if hard else state.new_zeros(())
-    return new_state * column_mask, saturation
+    return (new_state if column_mask is None else new_state * column_mask), saturation
 
 
 class NeuralGPU(nn.Module):
@@ -186,8 +186,9 @@ class NeuralGPU(nn.Module):
         # for small images with few channels (measured ~1.6x faster per convolution on CPU).
         return (state * column_mask).contiguous(memory_format=torch.channels_last)
 
-    def cgru(self, state: Tensor, column_mask: Tensor, copy: int, layer: int) -> tuple[Tensor, Tensor]:
-        """One convolutional GRU, masked: the new state (B, m, h, n) and its saturation cost."""
+    def cgru(self, state: Tensor, column_mask: Tensor | None, copy: int, layer: int) -> tuple[Tensor, Tensor]:
+        """One convolutional GRU, masked (None: no column is padding): the new state (B, m, h, n)
+        and its saturation cost."""
         config = self.config
         # Through torch.compile a float argument is a constant of the kernel: pass a literal 0.0
         # outside training, so evaluation never runs (or compiles) the dropout.
@@ -231,7 +232,7 @@ class NeuralGPU(nn.Module):
         limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # before torch 2.6
         setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
 
-    def step(self, state: Tensor, column_mask: Tensor, copy: int, dropout: float) -> tuple[Tensor, Tensor]:
+    def step(self, state: Tensor, column_mask: Tensor | None, copy: int, dropout: float) -> tuple[Tensor, Tensor]:
         """One step: every CGRU layer, each followed by the mask, then dropout on the state."""
         saturation = state.new_zeros(())
         for layer in range(self.config.layers_per_step):
@@ -242,7 +243,7 @@ class NeuralGPU(nn.Module):
         return state, saturation
 
     def run_steps(
-        self, state: Tensor, column_mask: Tensor, start: int, stop: int, dropout: float, checkpoint_each: bool
+        self, state: Tensor, column_mask: Tensor | None, start: int, stop: int, dropout: float, checkpoint_each: bool
     ) -> tuple[Tensor, Tensor]:
         """Steps start..stop-1 (step t uses relaxed copy t mod copies); returns state and saturation."""
         saturation = state.new_zeros(())
@@ -262,6 +263,10 @@ class NeuralGPU(nn.Module):
         width = tokens.shape[1]
         column_mask = mask[:, None, None, :].to(self.embedding.dtype)  # (B, 1, 1, n)
         state = self.embed(tokens, column_mask)
+        # Most training batches have no padding column: multiplying by ones changes nothing (bit for
+        # bit), so the steps skip the mask's product, forward and backward, for those.
+        if bool(mask.all()):
+            column_mask = None
         dropout = dropout_rate(self.config, width) if self.training else 0.0
         if self.config.checkpoint_steps and torch.is_grad_enabled():
             # Two levels: keep the state only at segment boundaries (about sqrt(n) of them); in
