@@ -95,3 +95,24 @@ def test_sweep_passes_every_setting_to_every_run_and_refuses_a_bad_one_once(monk
     capsys.readouterr()
     assert main([*sweep, "--set", "hard_share=2"]) == 2
     assert "hard_share must be in [0, 1]" in capsys.readouterr().err and not seen
+
+
+@pytest.mark.parametrize(
+    ("task", "recipe"),
+    [
+        ("badd", "fast"),
+        ("bmul", "dngpu"),
+        ("qadd", "dngpu"),
+        ("add", "dngpu"),
+        ("mul", "dngpu"),
+        ("duplicate", "fast-1d"),
+        ("reverse", "fast"),
+        ("kvsort", "fast"),
+    ],
+)
+def test_a_command_without_a_recipe_trains_with_the_one_that_learned_the_task(task, recipe, train_configs, tmp_path, capsys):
+    assert main(["train", "--task", task, "--run-dir", str(tmp_path / "run")]) == 0
+    assert train_configs == [build_config(task, recipe)] and train_configs[0].recipe == recipe
+    assert f"with recipe {recipe!r}" in capsys.readouterr().err
+    assert main(["train", "--task", task, "--recipe", "paper", "--run-dir", str(tmp_path / "named")]) == 0
+    assert train_configs[1].recipe == "paper"  # a named recipe is always the one trained

@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--task", required=True, choices=task_names(), metavar="TASK", help="task to learn (see `neuralgpu tasks`)"
     )
     train.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})"
+        "--recipe",
+        default=None,
+        choices=list(RECIPES),
+        help=f"training recipe (default: the one that learned the task here: {DEFAULT_RECIPE}; dngpu for arithmetic other"
+        " than badd, fast-1d for duplicate)",
     )
     train.add_argument("--run-dir", type=Path, help="where to write the run (default runs/TASK-RECIPE-seedN)")
     train.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto: cuda if present)")
@@ -247,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--task", required=True, choices=task_names(), metavar="TASK", help="task to learn")
     sweep.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES), help=f"training recipe (default {DEFAULT_RECIPE})"
+        "--recipe",
+        default=None,
+        choices=list(RECIPES),
+        help=f"training recipe (default: the one that learned the task here: {DEFAULT_RECIPE}; dngpu for arithmetic other"
+        " than badd, fast-1d for duplicate)",
     )
     sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
     sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")

@@ -11,6 +11,13 @@ from neuralgpu.checkpoint import CheckpointError
 from neuralgpu.cli.arguments import EXIT_BAD_INPUT, CommandError, refuse_compile_without_a_compiler
 
 
+def resolve_recipe(args: argparse.Namespace) -> None:
+    """A command without --recipe trains with the task's default recipe: name it, for messages and every run of a sweep."""
+    from neuralgpu.recipes import default_recipe
+
+    args.recipe = args.recipe or default_recipe(args.task)
+
+
 def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None:
     """--reach-samples and --reach-confirm-samples size the recipe's reach check; a recipe without one cannot use them."""
     from neuralgpu.recipes import build_config
@@ -21,7 +28,7 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         if value
     ]
     if given and not build_config(args.task, args.recipe).reach_factor:
-        raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d)")
+        raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d, dngpu)")
 
 
 def with_settings(config, settings: list[str] | None):
@@ -61,6 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu.evaluate import format_table
     from neuralgpu.train import Trainer, resolve_device
 
+    resolve_recipe(args)
     refuse_reach_options_without_a_reach_check(args)
     refuse_compile_without_a_compiler(args)
     config = train_config_from_args(args)
@@ -94,6 +102,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from neuralgpu.sweep import parse_seeds, run_sweep, train_arguments
 
     seeds = parse_seeds(args.seeds)
+    resolve_recipe(args)
     refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
     refuse_compile_without_a_compiler(args)
     from neuralgpu.recipes import build_config
