@@ -79,6 +79,13 @@ def test_fast_1d_is_fast_without_diagonal_gates():
     assert replace(plain, recipe="fast", model=replace(plain.model, diagonal_gates=True)) == fast
 
 
+def test_fast_cdrop_is_fast_dropping_candidates_instead_of_the_state():
+    fast, cdrop = build_config("qadd", "fast"), build_config("qadd", "fast-cdrop")
+    assert (fast.model.dropout, fast.model.candidate_dropout) == (0.15, 0.0)
+    assert (cdrop.model.dropout, cdrop.model.candidate_dropout, cdrop.recipe) == (0.0, 0.1, "fast-cdrop")
+    assert replace(cdrop, recipe="fast", model=replace(cdrop.model, dropout=0.15, candidate_dropout=0.0)) == fast
+
+
 def test_dngpu_is_fast_trained_as_dngpus_released_trainer_and_nothing_else():
     fast, dngpu = build_config("bmul", "fast"), build_config("bmul", "dngpu")
     assert dngpu.curriculum.mode == "bins" and dngpu.curriculum.bins == (8, 12, 16, 20, 25, 28, 31, 36, 41)

@@ -26,6 +26,10 @@ BF16_TRAIN_HELP = (
     "and the release in float32): faster where the hardware multiplies bfloat16 faster (GPU tensor cores, CPUs with "
     "AVX-512 BF16 or AMX), not bit for bit the float32 run"
 )
+RECIPE_HELP = (
+    "training recipe (default: the one that learned the task here: fast; fast-cdrop for qadd and add, dngpu for the "
+    "other arithmetic but badd, fast-1d for duplicate)"
+)
 SET_HELP = (
     "change one field of the recipe's config, by its dotted name, e.g. --set model.candidate_dropout=0.5 "
     "--set hard_share=0.2 (repeatable; fields as in TrainConfig, ModelConfig and CurriculumConfig); the run's "
@@ -35,7 +39,7 @@ SET_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     from neuralgpu import __version__
-    from neuralgpu.recipes import DEFAULT_RECIPE, RECIPES
+    from neuralgpu.recipes import RECIPES
     from neuralgpu.tasks import task_names
 
     parser = argparse.ArgumentParser(
@@ -82,8 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         default=None,
         choices=list(RECIPES),
-        help=f"training recipe (default: the one that learned the task here: {DEFAULT_RECIPE}; dngpu for arithmetic other"
-        " than badd, fast-1d for duplicate)",
+        help=RECIPE_HELP,
     )
     train.add_argument("--run-dir", type=Path, help="where to write the run (default runs/TASK-RECIPE-seedN)")
     train.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto: cuda if present)")
@@ -254,8 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         default=None,
         choices=list(RECIPES),
-        help=f"training recipe (default: the one that learned the task here: {DEFAULT_RECIPE}; dngpu for arithmetic other"
-        " than badd, fast-1d for duplicate)",
+        help=RECIPE_HELP,
     )
     sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
     sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")

@@ -28,7 +28,9 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         if value
     ]
     if given and not build_config(args.task, args.recipe).reach_factor:
-        raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d, dngpu)")
+        raise CommandError(
+            f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d, fast-cdrop, dngpu)"
+        )
 
 
 def with_settings(config, settings: list[str] | None):
