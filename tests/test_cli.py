@@ -57,6 +57,40 @@ def test_eval_prints_a_table_and_json(trained_copy, capsys):
     assert all(row["sequence_error"] == 0 for row in rows)
 
 
+def test_a_run_without_a_release_yet_is_read_from_its_last_snapshot(trained_copy, tmp_path, capsys):
+    import torch
+
+    from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_snapshot, save_snapshot
+    from neuralgpu.model import ModelConfig, NeuralGPU
+    from neuralgpu.solver import load
+
+    run_dir = tmp_path / "running"
+    shutil.copytree(trained_copy[0], run_dir)
+    (run_dir / RELEASE_NAME).unlink()  # as a run still training, or stopped before its end, has none
+    state = load_snapshot(run_dir / SNAPSHOT_NAME)
+    solver = load(str(run_dir))
+    assert solver.card["task"] == "copy" and solver.card["snapshot_step"] == state["step"]
+    assert solver.solve(["0123", "3210321"]) == ["0123", "3210321"]  # the trained weights: copies are right
+    assert main(["eval", str(run_dir), "--lengths", "6", "--samples", "16", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["sequence_error"] == 0 and f"last snapshot, step {state['step']}" in captured.err
+    assert main(["eval", str(run_dir), "--lengths", "6", "--samples", "16", "--record"]) == 2
+    assert "a snapshot has no card to record on" in capsys.readouterr().err and not (run_dir / RELEASE_NAME).exists()
+    # A run keeping a moving average is judged by the average: the snapshot's, not its weights.
+    torch.manual_seed(0)
+    other = NeuralGPU(ModelConfig(**state["model_config"]))
+    averaged = {f"module.{name}": tensor for name, tensor in other.state_dict().items()} | {"n_averaged": torch.tensor(5)}
+    save_snapshot(run_dir / SNAPSHOT_NAME, {**state, "averaged": averaged})
+    reloaded = load(str(run_dir)).model
+    assert all(torch.equal(reloaded.state_dict()[name], tensor) for name, tensor in other.state_dict().items())
+    (run_dir / "config.json").write_text("{")
+    assert main(["eval", str(run_dir), "--lengths", "6"]) != 0
+    assert "cannot be read as a run's" in capsys.readouterr().err
+    (run_dir / SNAPSHOT_NAME).unlink()
+    assert main(["eval", str(run_dir)]) != 0
+    assert "neither a model.safetensors nor a snapshot.pt" in capsys.readouterr().err
+
+
 def test_compiled_eval_scores_like_the_eager_model_and_records_that_it_compiled(trained_copy, tmp_path, capsys):
     run_dir, _ = trained_copy
     release = tmp_path / "copy.safetensors"

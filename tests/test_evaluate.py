@@ -1,5 +1,6 @@
 """Evaluation: batching never changes an answer, and an early exit keeps the verdict."""
 
+import json
 import platform
 from dataclasses import replace
 
@@ -11,6 +12,7 @@ from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
 from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
+    EvalResult,
     NAMED_WRONG_EXAMPLES,
     EvaluationStopped,
     continues,
@@ -180,6 +182,25 @@ def test_a_result_names_its_first_wrong_examples_by_their_place_in_the_frozen_se
     assert early.wrong_examples == tuple(row for row in wrong_rows if row < early.samples)[:NAMED_WRONG_EXAMPLES]
     assert f"random at 2: {', '.join(map(str, result.wrong_examples))}" in format_table([result])
     assert "wrong examples" not in format_table([replace(result, sequence_errors=0, wrong_examples=())])
+
+
+def test_a_result_keeps_the_leftmost_column_any_example_got_wrong():
+    # Untrained: wrong answers in many columns, found batch by batch.
+    model, task, samples = untrained(), get_task("badd"), 40
+    batch = eval_batch(task, 9, "random", samples)
+    wrong = (predict(model, batch.inputs, batch.mask) != batch.targets) & batch.mask
+    result = evaluate(model, task, 9, "random", samples, memory_budget=60_000)  # several batches
+    assert result.first_wrong_column == np.flatnonzero(wrong.any(axis=0))[0]
+    assert f"{result.first_wrong_column:>8}" in format_table([result]).splitlines()[2]
+    for column in (0, 3):  # 0 is a column, not "none"
+        kept = replace(result, first_wrong_column=column)
+        assert EvalResult.from_json(json.loads(json.dumps(kept.to_json()))) == kept
+    right = replace(result, sequence_errors=0, digit_errors=0, wrong_examples=(), first_wrong_column=None)
+    assert "first_wrong_column" not in right.to_json() and format_table([right]).splitlines()[2].endswith(" -")
+    # A prefix recorded before the column was kept has errors somewhere unknown: so is the whole.
+    prefix = evaluate(model, task, 9, "random", samples, stop_at_error=True)
+    unknown = EvalResult.from_json({k: v for k, v in prefix.to_json().items() if k != "first_wrong_column"})
+    assert unknown.sequence_errors and evaluate(model, task, 9, "random", samples, after=unknown).first_wrong_column is None
 
 
 def test_every_scored_example_reaches_the_progress_callback():

@@ -48,6 +48,10 @@ class EvalResult:
     # ``samples`` of the set of ``set_size`` (an early exit, or a stop), whose indices
     # ``wrong_examples`` gives: a set drawn a column at a time begins differently at each size.
     set_size: int = 0
+    # The leftmost output column any scored example got wrong (None: none wrong, or a result
+    # recorded before this was kept). Where errors begin says what kind of failure it is: a model
+    # tied to its training lengths goes wrong from the same column at every longer length.
+    first_wrong_column: int | None = None
 
     @property
     def sequence_error(self) -> float:
@@ -58,7 +62,8 @@ class EvalResult:
         return self.digit_errors / self.digits if self.digits else 0.0
 
     def to_json(self) -> dict:
-        fields = {name: value for name, value in asdict(self).items() if name != "set_size" or value}
+        defaults = {"set_size": 0, "first_wrong_column": None}  # left out at these, as results before them were
+        fields = {name: value for name, value in asdict(self).items() if name not in defaults or value != defaults[name]}
         return {**fields, "sequence_error": self.sequence_error, "digit_error": self.digit_error}
 
     @classmethod
@@ -239,7 +244,17 @@ def with_batch(scored: EvalResult, batch: Batch, predicted: np.ndarray, set_size
         digits=scored.digits + digits,
         wrong_examples=named,
         set_size=set_size if samples < set_size else 0,
+        first_wrong_column=leftmost_wrong_column(scored, wrong),
     )
+
+
+def leftmost_wrong_column(scored: EvalResult, wrong: np.ndarray) -> int | None:
+    """The leftmost wrong column of ``scored`` and of the (B, n) ``wrong`` symbols of its next examples."""
+    if scored.sequence_errors and scored.first_wrong_column is None:
+        return None  # recorded before the column was kept: unknown, and a later one could mislead
+    columns = np.flatnonzero(wrong.any(axis=0))
+    known = [column for column in (scored.first_wrong_column, int(columns[0]) if len(columns) else None) if column is not None]
+    return min(known) if known else None
 
 
 class EvaluationStopped(KeyboardInterrupt):
@@ -285,12 +300,15 @@ def evaluate_suites(
 def format_table(results: list[EvalResult]) -> str:
     """A fixed-width table: one row per (length, suite)."""
     task_width = max([10, *(len(result.task) for result in results)])  # right-shift is 11 symbols
-    header = f"{'task':<{task_width}} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10}"
+    header = (
+        f"{'task':<{task_width}} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10} {'from col':>8}"
+    )
     lines = [header, "-" * len(header)]
     for result in results:
+        column = "-" if result.first_wrong_column is None else str(result.first_wrong_column)
         lines.append(
             f"{result.task:<{task_width}} {result.length:>7} {result.suite:<13} {result.samples:>7} "
-            f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%}"
+            f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%} {column:>8}"
         )
     named = [
         f"  {result.suite} at {result.length}: {', '.join(map(str, result.wrong_examples))}"

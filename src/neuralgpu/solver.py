@@ -1,12 +1,13 @@
 """``load(MODEL).solve(["1011+110"])``: answers in a person's notation from a trained model.
 
 MODEL is a shipped model's name (see ``neuralgpu models``), a release file (``.safetensors``) or
-a run directory. Inputs of any width run; those of one width share forward passes, batched to fit
+a run directory: its release once the run has ended, its last resume snapshot before. Inputs of any width run; those of one width share forward passes, batched to fit
 a memory budget. A bad input is reported on its own and never stops the others.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralgpu.checkpoint import RELEASE_NAME, CheckpointError, load_release
+from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, CheckpointError, load_release, load_snapshot, model_config_from_dict
 from neuralgpu.evaluate import check_fits, predict
 from neuralgpu.model import NeuralGPU
+from neuralgpu.rundir import CONFIG_NAME
 from neuralgpu.tasks import TaskInputError, get_task
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -36,7 +38,7 @@ def resolve_model(spec: str) -> Path:
     if path.is_dir():
         if (path / RELEASE_NAME).is_file():
             return path / RELEASE_NAME
-        raise CheckpointError(f"{path}: this run directory has no {RELEASE_NAME} yet (the run writes it when it ends)")
+        raise CheckpointError(f"{path}: this run directory has neither a {RELEASE_NAME} nor a {SNAPSHOT_NAME} to load")
     if path.is_file():
         return path
     shipped = ", ".join(pretrained_names()) or "none installed"
@@ -94,6 +96,36 @@ class Solver:
 
 
 def load(spec: str, device: str | torch.device = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Solver:
-    """A Solver for a shipped model's name, a release file or a run directory."""
-    model, card = load_release(resolve_model(spec), device)
+    """A Solver for a shipped model's name, a release file or a run directory (from its last
+    snapshot while it has no release: its card then says ``snapshot_step``)."""
+    path = Path(spec)
+    if path.is_dir() and not (path / RELEASE_NAME).is_file() and (path / SNAPSHOT_NAME).is_file():
+        model, card = load_run_snapshot(path, device)
+    else:
+        model, card = load_release(resolve_model(spec), device)
     return Solver(model, card, memory_budget)
+
+
+def load_run_snapshot(run_dir: Path, device: str | torch.device = "cpu") -> tuple[NeuralGPU, dict[str, Any]]:
+    """The model a running (or stopped) run's last snapshot holds, as its checks judge it: the
+    moving average of the weights when the run keeps one. Its card names the task the run was
+    learning at that step (a stage's, in a run with stages), and ``snapshot_step``, the step."""
+    state = load_snapshot(run_dir / SNAPSHOT_NAME)
+    try:
+        config = json.loads((run_dir / CONFIG_NAME).read_text())["train_config"]
+        tasks = [*config.get("stages", []), config["task"]]
+        task = tasks[min(int(state.get("stage", 0)), len(tasks) - 1)]
+        averaged = state.get("averaged")
+        # An average's state is its module's, prefixed, and a count of the weights averaged.
+        weights = (
+            state["model"]
+            if averaged is None
+            else {name.removeprefix("module."): tensor for name, tensor in averaged.items() if name.startswith("module.")}
+        )
+        model = NeuralGPU(model_config_from_dict(state["model_config"]))
+        model.load_state_dict(weights)
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{run_dir}: its snapshot or {CONFIG_NAME} cannot be read as a run's ({first_line})") from None
+    card = {"task": task, "recipe": config.get("recipe"), "seed": config.get("seed"), "snapshot_step": int(state["step"])}
+    return model.to(device).eval(), card

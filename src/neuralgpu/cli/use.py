@@ -30,6 +30,17 @@ if TYPE_CHECKING:  # the commands import the library when they run, to start fas
 Command = Callable[[argparse.Namespace], int]
 
 
+def load_model(spec: str, device: str = "cpu"):
+    """``solver.load(spec)``, saying on standard error when a run's snapshot stands in for its release."""
+    from neuralgpu.solver import load
+
+    solver = load(spec, device=device)
+    step = solver.card.get("snapshot_step")
+    if step is not None:
+        print(f"neuralgpu: {spec} has no release yet; using its last snapshot, step {step}", file=sys.stderr)
+    return solver
+
+
 def only_infers(command: Command) -> Command:
     """A command whose process only runs models: keep freed state memory for the next step
     (see ``neuralgpu.memory``; long CPU evaluation otherwise faults its pages in every step)."""
@@ -170,11 +181,14 @@ def _record(
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
     from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table
-    from neuralgpu.solver import load
     from neuralgpu.tasks import structured_suites
 
     refuse_compile_without_a_compiler(args)
-    solver = load(args.model, device=resolve_device_name(args.device))
+    solver = load_model(args.model, device=resolve_device_name(args.device))
+    if (args.record or args.extend) and "snapshot_step" in solver.card:
+        raise CommandError(
+            f"{args.model}: a snapshot has no card to record on; evaluate without --record/--extend, or when the run has ended"
+        )
     solver.model.bf16_convolutions(args.bf16)
     if args.compile:
         solver.model.compile_cells()
@@ -211,9 +225,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 @only_infers
 def cmd_solve(args: argparse.Namespace) -> int:
-    from neuralgpu.solver import load
 
-    solver = load(args.model, device=resolve_device_name(args.device))
+    solver = load_model(args.model, device=resolve_device_name(args.device))
     solver.model.bf16_convolutions(args.bf16)
     texts = args.expr if args.expr else [line.rstrip("\r\n") for line in sys.stdin]
     if not texts:
@@ -234,9 +247,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 @only_infers
 def cmd_show(args: argparse.Namespace) -> int:
     from neuralgpu.show import mental_image, render
-    from neuralgpu.solver import load
 
-    solver = load(args.model)
+    solver = load_model(args.model)
     image = mental_image(solver, args.expr)
     render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
     print(f"{args.expr} = {image.answer}; {image.steps} steps drawn to {args.out}")
