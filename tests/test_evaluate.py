@@ -12,8 +12,8 @@ from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
 from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
-    EvalResult,
     NAMED_WRONG_EXAMPLES,
+    EvalResult,
     EvaluationStopped,
     continues,
     eval_batch,

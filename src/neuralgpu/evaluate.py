@@ -300,9 +300,7 @@ def evaluate_suites(
 def format_table(results: list[EvalResult]) -> str:
     """A fixed-width table: one row per (length, suite)."""
     task_width = max([10, *(len(result.task) for result in results)])  # right-shift is 11 symbols
-    header = (
-        f"{'task':<{task_width}} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10} {'from col':>8}"
-    )
+    header = f"{'task':<{task_width}} {'length':>7} {'suite':<13} {'samples':>7} {'seq err':>9} {'digit err':>10} {'from col':>8}"
     lines = [header, "-" * len(header)]
     for result in results:
         column = "-" if result.first_wrong_column is None else str(result.first_wrong_column)

@@ -95,9 +95,9 @@ def fast_cdrop(task: str) -> TrainConfig:
     """``fast`` with DNGPU's dropout: 10% of every candidate instead of ``fast``'s dropout of the
     whole state after every step. With the state dropout ``fast``'s curriculum stalled on qadd and
     decimal add at 3-digit operands; with this one it learned both at the training length, seed 0
-    error-free on qadd at 41 after 884 s of one CPU thread (README: learning benchmark), faster
-    than ``dngpu``. On badd (seed 0) it was slower than ``fast`` to be error-free at 41 (step 5,300
-    against 2,200), so ``fast`` keeps its state dropout.
+    error-free on qadd at 41 after 884 s of one CPU thread, and bmul after 3,455 s, each sooner
+    than ``dngpu`` (README: learning benchmark). On badd (seed 0) it was slower than ``fast`` to be
+    error-free at 41 (step 5,300 against 2,200), so ``fast`` keeps its state dropout.
     """
     config = fast(task)
     return replace(config, recipe="fast-cdrop", model=replace(config.model, dropout=0.0, candidate_dropout=0.1))
@@ -160,15 +160,12 @@ def default_recipe(task: str) -> str:
 
     ``fast`` learns binary addition and the sequence tasks. Beyond binary addition it stalls: on
     bmul it was never reliably error-free at 41 in 12,700 steps, and on qadd and decimal add its
-    curriculum stopped at 3-digit operands. ``fast-cdrop`` learned qadd and add at the training
-    length, and sooner than ``dngpu``; ``dngpu`` learned bmul (README: learning benchmark). qmul
-    and mul, multiplications like bmul, were not tried with any and get ``dngpu``.
-    ``duplicate`` was solved by ``fast-1d`` and not by ``fast``.
+    curriculum stopped at 3-digit operands. ``fast-cdrop`` learned all three at the training length,
+    each sooner than ``dngpu`` (README: learning benchmark); qmul and mul were not tried with any
+    and get it too. ``duplicate`` was solved by ``fast-1d`` and not by ``fast``.
     """
-    if task in ("qadd", "add"):
-        return "fast-cdrop"
     if isinstance(get_task(task), ArithmeticTask) and task != "badd":
-        return "dngpu"
+        return "fast-cdrop"
     return "fast-1d" if task == "duplicate" else DEFAULT_RECIPE
 
 

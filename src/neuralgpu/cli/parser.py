@@ -27,8 +27,8 @@ BF16_TRAIN_HELP = (
     "AVX-512 BF16 or AMX), not bit for bit the float32 run"
 )
 RECIPE_HELP = (
-    "training recipe (default: the one that learned the task here: fast; fast-cdrop for qadd and add, dngpu for the "
-    "other arithmetic but badd, fast-1d for duplicate)"
+    "training recipe (default: the one that learned the task here: fast; fast-cdrop for arithmetic other than badd, "
+    "fast-1d for duplicate)"
 )
 SET_HELP = (
     "change one field of the recipe's config, by its dotted name, e.g. --set model.candidate_dropout=0.5 "
