@@ -53,6 +53,12 @@ def _umask() -> int:
     return mask
 
 
+def first_line(error: BaseException) -> str:
+    """An error's first line (or its type's name when it has none), for a one-line CheckpointError."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
     known = {field.name for field in fields(ModelConfig)}
     unknown = set(data) - known
@@ -101,8 +107,7 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> tuple[Neural
         model = NeuralGPU(config)
         model.load_state_dict(load_file(str(path), device="cpu"))
     except (KeyError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: weights do not match the recorded model ({first_line})") from None
+        raise CheckpointError(f"{path}: weights do not match the recorded model ({first_line(error)})") from None
     return model.to(device).eval(), card
 
 
@@ -116,8 +121,7 @@ def load_snapshot(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- torch raises many kinds for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable resume snapshot ({reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable resume snapshot ({first_line(error)[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a neuralgpu resume snapshot")
     if state.get("format_version") != FORMAT_VERSION:

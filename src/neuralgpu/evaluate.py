@@ -253,8 +253,11 @@ def leftmost_wrong_column(scored: EvalResult, wrong: np.ndarray) -> int | None:
     if scored.sequence_errors and scored.first_wrong_column is None:
         return None  # recorded before the column was kept: unknown, and a later one could mislead
     columns = np.flatnonzero(wrong.any(axis=0))
-    known = [column for column in (scored.first_wrong_column, int(columns[0]) if len(columns) else None) if column is not None]
-    return min(known) if known else None
+    if not len(columns):
+        return scored.first_wrong_column
+    if scored.first_wrong_column is None:
+        return int(columns[0])
+    return min(scored.first_wrong_column, int(columns[0]))
 
 
 class EvaluationStopped(KeyboardInterrupt):

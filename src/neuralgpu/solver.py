@@ -1,8 +1,8 @@
 """``load(MODEL).solve(["1011+110"])``: answers in a person's notation from a trained model.
 
 MODEL is a shipped model's name (see ``neuralgpu models``), a release file (``.safetensors``) or
-a run directory: its release once the run has ended, its last resume snapshot before. Inputs of any width run; those of one width share forward passes, batched to fit
-a memory budget. A bad input is reported on its own and never stops the others.
+a run directory: its release once the run has ended, its last resume snapshot before. Inputs of
+any width run; those of one width share forward passes, batched to fit a memory budget. A bad input is reported on its own and never stops the others.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, CheckpointError, load_release, load_snapshot, model_config_from_dict
+from neuralgpu.checkpoint import (
+    RELEASE_NAME,
+    SNAPSHOT_NAME,
+    CheckpointError,
+    first_line,
+    load_release,
+    load_snapshot,
+    model_config_from_dict,
+)
 from neuralgpu.evaluate import check_fits, predict
 from neuralgpu.model import NeuralGPU
 from neuralgpu.rundir import CONFIG_NAME
@@ -31,13 +39,15 @@ def pretrained_names() -> list[str]:
 
 
 def resolve_model(spec: str) -> Path:
-    """The release file that MODEL names; a one-line CheckpointError says what to do otherwise."""
+    """The release file that MODEL names, or a run directory's snapshot while it has no release; a
+    one-line CheckpointError says what to do otherwise."""
     if spec in pretrained_names():
         return PRETRAINED_DIR / f"{spec}.safetensors"
     path = Path(spec)
     if path.is_dir():
-        if (path / RELEASE_NAME).is_file():
-            return path / RELEASE_NAME
+        for name in (RELEASE_NAME, SNAPSHOT_NAME):
+            if (path / name).is_file():
+                return path / name
         raise CheckpointError(f"{path}: this run directory has neither a {RELEASE_NAME} nor a {SNAPSHOT_NAME} to load")
     if path.is_file():
         return path
@@ -98,11 +108,8 @@ class Solver:
 def load(spec: str, device: str | torch.device = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Solver:
     """A Solver for a shipped model's name, a release file or a run directory (from its last
     snapshot while it has no release: its card then says ``snapshot_step``)."""
-    path = Path(spec)
-    if path.is_dir() and not (path / RELEASE_NAME).is_file() and (path / SNAPSHOT_NAME).is_file():
-        model, card = load_run_snapshot(path, device)
-    else:
-        model, card = load_release(resolve_model(spec), device)
+    path = resolve_model(spec)
+    model, card = load_run_snapshot(path.parent, device) if path.name == SNAPSHOT_NAME else load_release(path, device)
     return Solver(model, card, memory_budget)
 
 
@@ -125,7 +132,8 @@ def load_run_snapshot(run_dir: Path, device: str | torch.device = "cpu") -> tupl
         model = NeuralGPU(model_config_from_dict(state["model_config"]))
         model.load_state_dict(weights)
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{run_dir}: its snapshot or {CONFIG_NAME} cannot be read as a run's ({first_line})") from None
+        raise CheckpointError(
+            f"{run_dir}: its snapshot or {CONFIG_NAME} cannot be read as a run's ({first_line(error)})"
+        ) from None
     card = {"task": task, "recipe": config.get("recipe"), "seed": config.get("seed"), "snapshot_step": int(state["step"])}
     return model.to(device).eval(), card

@@ -20,7 +20,7 @@ def resolve_recipe(args: argparse.Namespace) -> None:
 
 def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None:
     """--reach-samples and --reach-confirm-samples size the recipe's reach check; a recipe without one cannot use them."""
-    from neuralgpu.recipes import build_config
+    from neuralgpu.recipes import RECIPES, build_config
 
     given = [
         flag
@@ -28,9 +28,8 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         if value
     ]
     if given and not build_config(args.task, args.recipe).reach_factor:
-        raise CommandError(
-            f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one (fast, fast-1d, fast-cdrop, dngpu)"
-        )
+        with_reach = ", ".join(name for name in RECIPES if build_config(args.task, name).reach_factor)
+        raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one ({with_reach})")
 
 
 def with_settings(config, settings: list[str] | None):
