@@ -83,6 +83,28 @@ def test_an_early_exit_puts_the_model_back_in_training_mode():
     assert model.training
 
 
+def test_a_failed_check_logs_the_leftmost_column_its_wrong_answers_got_wrong():
+    """Errors that begin at one column at every length show a model tied to its training lengths:
+    the check's record names that column, so metrics.jsonl shows it while the run trains."""
+    model, config, task = untrained(), build_config("copy", "tiny", seed=0), get_task("copy")
+    checks = SolvedCheck(config)
+    checks.enter(task)
+    long, samples = checks.long, config.long_eval_samples
+    record = checks(model)
+    assert not record["solved"]
+    # The oracle: the examples the check scored (up to its first wrong batch), predicted afresh.
+    scored = evaluate(model, task, long, "random", samples, stop_at_error=True).samples
+    batch = eval_batch(task, long, "random", samples)
+    predicted = predict(model, batch.inputs[:scored], batch.mask[:scored])
+    wrong = (predicted != batch.targets[:scored]) & batch.mask[:scored]
+    assert record[f"eval_first_wrong_column_{long}"] == np.flatnonzero(wrong.any(axis=0))[0]
+    # A structured part names its column beside its error, for the failing suite only.
+    errors, failed = checks.until_first_failure(model, long, ["constant", "random"], 16, "eval_seq_error")
+    assert failed == "constant"
+    assert set(errors) == {f"eval_seq_error_{long}_constant", f"eval_first_wrong_column_{long}_constant"}
+    assert 0 <= errors[f"eval_first_wrong_column_{long}_constant"] < long
+
+
 def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(trained_copy):
     _, trained = trained_copy
     config = replace(trained.config, long_check_share=0.25)

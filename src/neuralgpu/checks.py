@@ -32,6 +32,13 @@ def run_work(examples: int, width: int) -> float:
     return float(examples) * width * width
 
 
+def wrong_column_key(error_key: str) -> str:
+    """The metric beside a failed part's sequence error (``eval_seq_error_401``) that names the
+    leftmost column a wrong answer got wrong (``eval_first_wrong_column_401``): errors that begin
+    at the same column at every length show a model tied to its training lengths, during training."""
+    return error_key.replace("_seq_error", "_first_wrong_column")
+
+
 class SolvedCheck:
     """The checks at 10x and at the reach length of one run, with what they have cost so far."""
 
@@ -100,6 +107,7 @@ class SolvedCheck:
         record[f"eval_digit_error_{long}"] = long_result.digit_error
         record["solved"] = long_result.sequence_errors == 0
         if not record["solved"]:
+            record[wrong_column_key(f"eval_seq_error_{long}")] = long_result.first_wrong_column
             return record
         # Random inputs almost never hold the hard cases (long carries, runs, sorted input): a
         # model that only passes those is not done. One failing suite settles the check, so the
@@ -133,14 +141,15 @@ class SolvedCheck:
         """Sequence error of each suite in turn at ``length``, stopping at the first error.
 
         One wrong answer settles a check; the rest would only cost time. Returns the errors (keyed
-        ``{key}_{length}_{suite}``, over the examples scored) and the failing suite, or None when
-        every one was clean.
+        ``{key}_{length}_{suite}``, over the examples scored, and for the failing suite the leftmost
+        column its wrong answer got wrong) and the failing suite, or None when every one was clean.
         """
         errors = {}
         for suite in suites:
             result = self._part(model, length, suite, samples)
             errors[f"{key}_{length}_{suite}"] = result.sequence_error
             if result.sequence_errors:
+                errors[wrong_column_key(f"{key}_{length}_{suite}")] = result.first_wrong_column
                 return errors, suite
         return errors, None
 
