@@ -57,6 +57,21 @@ def test_eval_prints_a_table_and_json(trained_copy, capsys):
     assert all(row["sequence_error"] == 0 for row in rows)
 
 
+def test_eval_by_column_says_where_the_wrong_symbols_were(trained_copy, capsys):
+    run_dir, _ = trained_copy
+    # 6 is within the tiny model's training lengths; at 64 (8x its 8) it may be right or wrong.
+    args = ["eval", str(run_dir), "--lengths", "6,64", "--suite", "random", "--samples", "16", "--by-column"]
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row in rows:  # every wrong symbol counted once, in its column
+        assert len(row["wrong_by_column"]) == row["length"] and sum(row["wrong_by_column"]) == row["digit_errors"]
+    assert main(args) == 0
+    profile = capsys.readouterr().out.split("which output columns were wrong")[1]
+    assert "copy 6 random (16 examples): columns 0-5 right" in profile
+    wrong = [column for column, count in enumerate(rows[1]["wrong_by_column"]) if count]
+    assert ("copy 64 random (16 examples): columns 0-63 right" in profile) == (not wrong)
+
+
 def test_a_run_without_a_release_yet_is_read_from_its_last_snapshot(trained_copy, tmp_path, capsys):
     import torch
 
@@ -192,6 +207,7 @@ def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_who
         (["train", "--task", "copy", "--recipe", "paper", "--reach-samples", "32"], "has no reach check"),
         (["train", "--task", "copy", "--reach-samples", "0"], "expected a number >= 1"),
         (["eval", "x", "--lengths", "4,-1"], "expected a number >= 1"),
+        (["eval", "reverse", "--extend", "--by-column"], "--by-column sees only the examples scored now"),
     ],
 )
 def test_bad_arguments_get_one_line_and_no_traceback(args, message):

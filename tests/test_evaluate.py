@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
+from neuralgpu.columns import NAMED_WRONG_RANGES, ColumnErrors
 from neuralgpu.evaluate import (
     CPU_STATE_BYTES,
     EARLY_EXIT_BATCH,
@@ -24,6 +25,7 @@ from neuralgpu.evaluate import (
     predict,
     predictions,
     score,
+    state_bytes_per_example,
 )
 from neuralgpu.memory import release_large_blocks, reuse_freed_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
@@ -103,6 +105,40 @@ def test_a_failed_check_logs_the_leftmost_column_its_wrong_answers_got_wrong():
     assert failed == "constant"
     assert set(errors) == {f"eval_seq_error_{long}_constant", f"eval_first_wrong_column_{long}_constant"}
     assert 0 <= errors[f"eval_first_wrong_column_{long}_constant"] < long
+
+
+def test_a_column_profile_counts_each_columns_wrong_examples_over_every_batch():
+    model, task, width, samples = untrained(), get_task("badd"), 21, 20
+    budget = 3 * state_bytes_per_example(model, width)  # batches of 3: the profile adds up seven of them
+    profiles: dict[tuple[int, str], ColumnErrors] = {}
+
+    def seen(length: int, suite: str, wrong: np.ndarray) -> None:
+        profiles.setdefault((length, suite), ColumnErrors(task.name, length, suite)).add(wrong)
+
+    results = evaluate_suites(model, task, [width], ["random", "ones"], samples, memory_budget=budget, on_wrong=seen)
+    for result in results:
+        batch = eval_batch(task, width, result.suite, samples)
+        wrong = (predict(model, batch.inputs, batch.mask) != batch.targets) & batch.mask  # the oracle, in one pass
+        profile = profiles[width, result.suite]
+        assert profile.examples == samples and profile.wrong.tolist() == wrong.sum(axis=0).tolist()
+        assert profile.wrong.sum() == result.digit_errors > 0
+
+
+def test_a_column_profile_names_right_and_wrong_runs_of_columns():
+    profile = ColumnErrors("badd", 10, "random")
+    wrong = np.zeros((4, 10), dtype=bool)
+    wrong[0, 3] = wrong[1:, 4] = wrong[2, 8] = True  # column 3 on 1 of 4, column 4 on 3 of 4, column 8 on 1
+    profile.add(wrong[:2])
+    profile.add(wrong[2:])
+    assert profile.ranges() == [(0, 2, False), (3, 4, True), (5, 7, False), (8, 8, True), (9, 9, False)]
+    assert profile.summary() == (
+        "badd 10 random (4 examples): columns 0-2 right; 3-4 wrong on 25%-75% of examples (mean 50%); "
+        "5-7 right; 8 wrong on 25% of examples; 9 right"
+    )
+    scattered = ColumnErrors("badd", 40, "random")
+    scattered.add(np.arange(40)[None, :] % 2 == 1)  # every odd column: 20 wrong runs
+    assert scattered.summary().endswith(f"{20 - NAMED_WRONG_RANGES} more wrong ranges (--json lists every column)")
+    assert scattered.summary().count("wrong on") == NAMED_WRONG_RANGES
 
 
 def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(trained_copy):

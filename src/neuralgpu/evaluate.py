@@ -7,6 +7,7 @@ are comparable. Long inputs are batched to fit a memory budget.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 
@@ -181,11 +182,13 @@ def evaluate(
     stop_at_error: bool = False,
     on_scored: Callable[[int], object] | None = None,
     after: EvalResult | None = None,
+    on_wrong: Callable[[np.ndarray], object] | None = None,
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
     result's ``samples`` says how many were scored, and ``set_size`` of which set).
-    ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``).
+    ``on_scored(count)`` hears of every batch scored (a progress bar's ``update``), and
+    ``on_wrong(wrong)`` sees its (B, n) wrong symbols (``columns.ColumnErrors.add``).
 
     ``after``, an earlier result of the same model whose examples ``continues`` the set, is taken as it
     stands: only the examples past it are scored, and the result counts both. A stop (Ctrl-C,
@@ -216,7 +219,10 @@ def evaluate(
             predictions(model, batch.inputs[first:], batch.mask[first:], memory_budget, batch_size)
         ) as batches:
             for predicted in batches:
+                rows = slice(scored.samples, scored.samples + len(predicted))
                 scored = with_batch(scored, batch, predicted, samples)
+                if on_wrong is not None:
+                    on_wrong(wrong_symbols(Batch(batch.inputs[rows], batch.targets[rows]), predicted))
                 if on_scored is not None:
                     on_scored(len(predicted))
                 if stop_at_error and scored.sequence_errors:
@@ -278,11 +284,13 @@ def evaluate_suites(
     progress: bool = False,
     earlier: dict[tuple[int, str], EvalResult] | None = None,
     memory_budget: int = 2**30,
+    on_wrong: Callable[[int, str, np.ndarray], object] | None = None,
 ) -> list[EvalResult]:
     """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal.
 
-    ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``). A
-    stop raises ``EvaluationStopped`` with the finished results and the stopped one's prefix.
+    ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``), and
+    ``on_wrong(length, suite, wrong)`` sees every batch's wrong symbols. A stop raises
+    ``EvaluationStopped`` with the finished results and the stopped one's prefix.
     """
     earlier = earlier or {}
     plan = [(length, suite, earlier.get((length, suite))) for length in lengths for suite in suites]
@@ -292,7 +300,10 @@ def evaluate_suites(
         for length, suite, after in plan:
             bar.set_description(f"length {length} {suite}")
             try:
-                results.append(evaluate(model, task, length, suite, samples, memory_budget, on_scored=bar.update, after=after))
+                seen = None if on_wrong is None else functools.partial(on_wrong, length, suite)
+                results.append(
+                    evaluate(model, task, length, suite, samples, memory_budget, on_scored=bar.update, after=after, on_wrong=seen)
+                )
             except EvaluationStopped as stop:
                 raise EvaluationStopped(results + stop.results) from None
             except KeyboardInterrupt:  # before its first batch began: nothing of it was scored

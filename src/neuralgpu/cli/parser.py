@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "then record the combined result (implies --record). The frozen sets grow by appending, so 256 recorded "
         "examples are the first 256 of a --samples 1024 run",
     )
+    evaluate.add_argument(
+        "--by-column",
+        action="store_true",
+        help="also say, for each length and suite, which output columns were wrong and on what share of the "
+        "examples (--json: a wrong_by_column count per column). Errors in a band of columns that grows with the "
+        "width, the ends right, are a model tied to its training lengths; scattered ones, rare inputs",
+    )
     evaluate.set_defaults(run=cmd_eval)
 
     solve = commands.add_parser(

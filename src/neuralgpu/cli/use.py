@@ -180,10 +180,13 @@ def _record(
 
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
+    from neuralgpu.columns import ColumnErrors, format_columns
     from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table
     from neuralgpu.tasks import structured_suites
 
     refuse_compile_without_a_compiler(args)
+    if args.by_column and args.extend:
+        raise CommandError("--by-column sees only the examples scored now, not those --extend takes from the card; use one")
     solver = load_model(args.model, device=resolve_device_name(args.device))
     if (args.record or args.extend) and "snapshot_step" in solver.card:
         raise CommandError(
@@ -201,17 +204,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for length in args.lengths:
         task.check_length(length)
     earlier = _continuable_results(solver.card, task, args.lengths, suites, args.samples) if args.extend else {}
+    columns = {(length, suite): ColumnErrors(task.name, length, suite) for length in args.lengths for suite in suites}
+    on_wrong = (lambda length, suite, wrong: columns[length, suite].add(wrong)) if args.by_column else None
     stopped = False
     try:
         with terminated_as_interrupted():
-            results = evaluate_suites(solver.model, task, args.lengths, suites, args.samples, progress=True, earlier=earlier)
+            results = evaluate_suites(
+                solver.model, task, args.lengths, suites, args.samples, progress=True, earlier=earlier, on_wrong=on_wrong
+            )
     except EvaluationStopped as stop:
         results, stopped = stop.results, True
     recorded = _record(args, results, earlier, stopped) if args.record or args.extend else 0
+    profiles = [columns[result.length, result.suite] for result in results] if args.by_column else []
     if args.json:
-        print(json.dumps([result.to_json() for result in results], indent=2))
+        rows = [result.to_json() for result in results]
+        for row, profile in zip(rows, profiles):
+            row.update(profile.to_json())
+        print(json.dumps(rows, indent=2))
     elif results:
         print(format_table(results))
+        if profiles:
+            print(format_columns(profiles))
     if stopped:
         kept = (
             f"; recorded the {recorded} results above on the card, run the same command with --extend to go on"
