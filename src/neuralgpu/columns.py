@@ -50,27 +50,38 @@ class ColumnErrors:
         return [(first, last, bool(erred[first])) for first, last in zip(starts, ends) if len(erred)]
 
     def summary(self) -> str:
-        """One line: e.g. ``columns 0-10 right; 11-22 wrong on 2-84% of examples (mean 61%); 23-60 right``."""
-        share, parts, wrong_ranges = self.share, [], 0
-        for first, last, wrong in self.ranges():
-            span = f"{first}" if first == last else f"{first}-{last}"
+        """One line: e.g. ``columns 0-10 right; 11-22 wrong on 2%-84% of examples (mean 61%); 23-60 right``.
+
+        Past NAMED_WRONG_RANGES wrong runs it says how many more there are and where they end,
+        and names the last run when it is right: scattered errors stay one readable line.
+        """
+        share, parts, runs = self.share, [], self.ranges()
+        wrong_runs = [run for run in runs if run[2]]
+        for first, last, wrong in runs:
+            if wrong and wrong_runs.index((first, last, wrong)) == NAMED_WRONG_RANGES:
+                rest = wrong_runs[NAMED_WRONG_RANGES:]
+                parts.append(f"{len(rest)} more wrong runs in columns {rest[0][0]}-{rest[-1][1]} (--json counts every column)")
+                if not runs[-1][2]:
+                    parts.append(f"{span(runs[-1])} right")
+                break
             if not wrong:
-                parts.append(f"{span} right")
-                continue
-            wrong_ranges += 1
-            if wrong_ranges > NAMED_WRONG_RANGES:
+                parts.append(f"{span((first, last))} right")
                 continue
             run = share[first : last + 1]
             low, high = f"{run.min():.0%}", f"{run.max():.0%}"
             spread = f"{low} of examples" if low == high else f"{low}-{high} of examples (mean {run.mean():.0%})"
-            parts.append(f"{span} wrong on {spread}")
-        if wrong_ranges > NAMED_WRONG_RANGES:
-            parts.append(f"{wrong_ranges - NAMED_WRONG_RANGES} more wrong ranges (--json lists every column)")
+            parts.append(f"{span((first, last))} wrong on {spread}")
         return f"{self.task} {self.length} {self.suite} ({self.examples} examples): columns " + "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         """How many examples were wrong at each column, under ``--json``'s key for it."""
         return {"wrong_by_column": [int(count) for count in self.wrong]}
+
+
+def span(run: tuple[int, ...]) -> str:
+    """``first-last`` of a run of columns, or the one column."""
+    first, last = run[0], run[1]
+    return f"{first}" if first == last else f"{first}-{last}"
 
 
 def format_columns(profiles: list[ColumnErrors]) -> str:
