@@ -141,6 +141,8 @@ def test_a_column_profile_names_right_and_wrong_runs_of_columns():
         f"; 16 right; {20 - NAMED_WRONG_RANGES} more wrong runs in columns 17-39 (--json counts every column); 40-41 right"
     )
     assert scattered.summary().count("wrong on") == NAMED_WRONG_RANGES
+    scattered.wrong[19:40] = 0  # odd columns to 17: one wrong run past those named
+    assert scattered.summary().endswith("; 16 right; 1 more wrong run in column 17 (--json counts every column); 18-41 right")
 
 
 def test_checks_at_ten_times_wait_while_they_have_taken_more_than_their_share(trained_copy):

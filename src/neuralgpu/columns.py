@@ -57,10 +57,15 @@ class ColumnErrors:
         """
         share, parts, runs = self.share, [], self.ranges()
         wrong_runs = [run for run in runs if run[2]]
+        wrong_seen = 0
         for first, last, wrong in runs:
-            if wrong and wrong_runs.index((first, last, wrong)) == NAMED_WRONG_RANGES:
+            wrong_seen += wrong
+            if wrong_seen > NAMED_WRONG_RANGES:
                 rest = wrong_runs[NAMED_WRONG_RANGES:]
-                parts.append(f"{len(rest)} more wrong runs in columns {rest[0][0]}-{rest[-1][1]} (--json counts every column)")
+                where = (rest[0][0], rest[-1][1])
+                runs_word = "run" if len(rest) == 1 else "runs"
+                columns_word = "column" if where[0] == where[1] else "columns"
+                parts.append(f"{len(rest)} more wrong {runs_word} in {columns_word} {span(where)} (--json counts every column)")
                 if not runs[-1][2]:
                     parts.append(f"{span(runs[-1])} right")
                 break
