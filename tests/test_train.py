@@ -478,7 +478,8 @@ def test_a_clean_quick_check_is_confirmed_on_more_examples(trained_copy):
     errors, failed = checks.until_first_failure(
         untrained.model, long, checks.judged_suites(), confirming.confirm_samples, "confirm_seq_error"
     )
-    assert list(errors) == [f"confirm_seq_error_{long}_random"] and errors[f"confirm_seq_error_{long}_random"] > 0
+    assert list(errors) == [f"confirm_seq_error_{long}_random", f"confirm_first_wrong_column_{long}_random"]
+    assert errors[f"confirm_seq_error_{long}_random"] > 0 and 0 <= errors[f"confirm_first_wrong_column_{long}_random"] < long
     assert failed == "random"
 
 
