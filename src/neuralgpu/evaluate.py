@@ -220,9 +220,11 @@ def evaluate(
         ) as batches:
             for predicted in batches:
                 rows = slice(scored.samples, scored.samples + len(predicted))
-                scored = with_batch(scored, batch, predicted, samples)
+                part = Batch(batch.inputs[rows], batch.targets[rows])
+                wrong = wrong_symbols(part, predicted)  # (B, n): scored once, for the result and on_wrong
+                scored = with_batch(scored, wrong, part.mask, samples)
                 if on_wrong is not None:
-                    on_wrong(wrong_symbols(Batch(batch.inputs[rows], batch.targets[rows]), predicted))
+                    on_wrong(wrong)
                 if on_scored is not None:
                     on_scored(len(predicted))
                 if stop_at_error and scored.sequence_errors:
@@ -232,16 +234,13 @@ def evaluate(
     return scored
 
 
-def with_batch(scored: EvalResult, batch: Batch, predicted: np.ndarray, set_size: int) -> EvalResult:
-    """``scored``, the result on the first examples of ``batch`` (the frozen set of ``set_size``),
-    with the next ``len(predicted)`` examples' predictions counted in."""
-    rows = slice(scored.samples, scored.samples + len(predicted))
-    part = Batch(batch.inputs[rows], batch.targets[rows])
-    wrong = wrong_symbols(part, predicted)  # (B, n): scored once for the totals and the names
-    sequence_errors, digit_errors, digits = tally(wrong, part.mask)
+def with_batch(scored: EvalResult, wrong: np.ndarray, mask: np.ndarray, set_size: int) -> EvalResult:
+    """``scored``, the result on the first examples of the frozen set of ``set_size``, with the
+    next examples counted in: their (B, n) ``wrong`` symbols and the ``mask`` of columns scored."""
+    sequence_errors, digit_errors, digits = tally(wrong, mask)
     wrong_rows = scored.samples + np.flatnonzero(wrong.any(axis=1))
     named = scored.wrong_examples + tuple(int(row) for row in wrong_rows[: NAMED_WRONG_EXAMPLES - len(scored.wrong_examples)])
-    samples = scored.samples + len(predicted)
+    samples = scored.samples + len(wrong)
     return replace(
         scored,
         samples=samples,
