@@ -59,6 +59,31 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{field} must be in [0, 1), got {getattr(self, field)}")
 
 
+# The fields that decide what a model's weights compute; the rest (dropout, initialisation,
+# checkpointing) only shape how it trains, so weights move between configs that share these.
+ARCHITECTURE_FIELDS = (
+    "vocab_size",
+    "channels",
+    "height",
+    "layers_per_step",
+    "kernel_height",
+    "kernel_width",
+    "copies",
+    "gate",
+    "cutoff",
+    "diagonal_gates",
+)
+
+
+def architecture_differences(config: ModelConfig, other: ModelConfig) -> list[str]:
+    """``field: config's value vs other's`` for every architecture field where the two differ."""
+    return [
+        f"{name} {getattr(config, name)!r} vs {getattr(other, name)!r}"
+        for name in ARCHITECTURE_FIELDS
+        if getattr(config, name) != getattr(other, name)
+    ]
+
+
 class ModelOutput(NamedTuple):
     logits: Tensor  # (B, n, vocab_size)
     saturation: Tensor  # scalar: mean of relu(|pre-activation| - 0.9) over hard gates (0 for cutoff)

@@ -108,9 +108,13 @@ class Solver:
 def load(spec: str, device: str | torch.device = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Solver:
     """A Solver for a shipped model's name, a release file or a run directory (from its last
     snapshot while it has no release: its card then says ``snapshot_step``)."""
+    return Solver(*load_model(spec, device), memory_budget)
+
+
+def load_model(spec: str, device: str | torch.device = "cpu") -> tuple[NeuralGPU, dict[str, Any]]:
+    """The model and card MODEL names (see ``resolve_model``); every problem is a one-line CheckpointError."""
     path = resolve_model(spec)
-    model, card = load_run_snapshot(path.parent, device) if path.name == SNAPSHOT_NAME else load_release(path, device)
-    return Solver(model, card, memory_budget)
+    return load_run_snapshot(path.parent, device) if path.name == SNAPSHOT_NAME else load_release(path, device)
 
 
 def load_run_snapshot(run_dir: Path, device: str | torch.device = "cpu") -> tuple[NeuralGPU, dict[str, Any]]:

@@ -62,6 +62,7 @@ PASSED_ON_TO_TRAIN = (
     ("check_gap", "--check-gap"),
     ("ema", "--ema"),
     ("stages", "--stages"),
+    ("init_from", "--init-from"),
     ("compile", "--compile"),
     ("bf16", "--bf16"),
     ("set", "--set"),  # repeated: one --set per change

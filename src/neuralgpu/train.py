@@ -32,6 +32,7 @@ from neuralgpu.checkpoint import (
     FORMAT_VERSION,
     RELEASE_NAME,
     SNAPSHOT_NAME,
+    CheckpointError,
     load_snapshot,
     model_config_from_dict,
     save_release,
@@ -42,9 +43,10 @@ from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.distributed import Distributed
 from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.memory import release_large_blocks
-from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
+from neuralgpu.solver import load_model
 from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
 
 # The trainer's scalar state that a resume snapshot carries.
@@ -72,6 +74,10 @@ class TrainConfig:
     stages: tuple[str, ...] = ()
     recipe: str = "paper"
     seed: int = 0
+    # Start from these weights instead of a fresh initialisation: a shipped model's name, a release
+    # file or a run directory (its average when it keeps one). Same architecture as ``model``; the
+    # optimizer, curriculum and checks start afresh. A resumed run continues from its snapshot.
+    init_from: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     batch_size: int = 32
@@ -272,6 +278,9 @@ class Trainer:
             release_large_blocks()
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = self._build_model(config.model)
+        self.initial_model: dict[str, Any] | None = None  # what init_from named, as its card says
+        if config.init_from and not resume:
+            self.initial_model = self._load_initial_weights(config.init_from)
         self.averaged = self._average()
         self.optimizer = self._make_optimizer()
         self.rng = np.random.default_rng(config.seed)  # the data: each rank its own
@@ -361,6 +370,20 @@ class Trainer:
         if self.config.compile:
             model.compile_cells()
         return model
+
+    def _load_initial_weights(self, spec: str) -> dict[str, Any]:
+        """Copy the weights of the model ``spec`` names into the run's; returns where they came from."""
+        with torch.random.fork_rng(devices=[]):  # building it draws weights: keep the run's streams as a fresh run's
+            initial, card = load_model(spec)
+        different = architecture_differences(initial.config, self.model.config)
+        if different:
+            raise CheckpointError(
+                f"cannot start from {spec}: its model differs from this run's in {', '.join(different)}; "
+                "choose a recipe with the same architecture, or match it with --set model.FIELD=VALUE"
+            )
+        self.model.load_state_dict(initial.state_dict())
+        provenance = {key: card[key] for key in ("task", "recipe", "seed", "steps", "snapshot_step") if key in card}
+        return {"from": spec, **provenance}
 
     def _average(self) -> AveragedModel | None:
         """A fresh moving average of the weights, starting from the current ones (none without ema_decay)."""
@@ -555,6 +578,7 @@ class Trainer:
             "stage": self.stage,
             "checks": self.checks.state_dict(),
             "log_window": [asdict(stats) for stats in self.window],
+            "initial_model": self.initial_model,
         }
         for name in SCALAR_STATE:
             state[name] = getattr(self, name)
@@ -568,6 +592,7 @@ class Trainer:
             self.network = self._wrap()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.initial_model = state.get("initial_model")
         stage = int(state.get("stage", 0))
         if stage >= len(self.stage_tasks):
             raise ValueError(
@@ -771,6 +796,8 @@ class Trainer:
         words = ["neuralgpu", "train", "--task", config.task, "--recipe", config.recipe, "--seed", str(config.seed)]
         if config.stages:
             words += ["--stages", ",".join(config.stages)]
+        if config.init_from:
+            words += ["--init-from", config.init_from]
         if config.max_steps != TrainConfig.max_steps:
             words += ["--max-steps", str(config.max_steps)]
         if config.time_budget is not None:
@@ -791,7 +818,9 @@ class Trainer:
                 words += [flag, str(value)]
         words += [flag for flag, on in (("--compile", config.compile), ("--bf16", config.bf16)) if on]
         if recipe is not None:  # what no flag covers: one --set per changed field
-            covered = frozenset({"task", "stages", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"})
+            covered = frozenset(
+                {"task", "stages", "init_from", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"}
+            )
             covered |= {name for name, _, _ in overrides}
             words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
         return " ".join(words)
@@ -810,6 +839,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],
             "stages": list(self.config.stages),
+            **({"initial_model": self.initial_model} if self.initial_model else {}),
             "solved": self.solved,
             "evaluation": [result.to_json() for result in final],
             "train_config": asdict(replace(self.config, model=self.model.config)),

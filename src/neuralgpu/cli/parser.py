@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks to learn first, in order, each until error-free at the full training length "
         "(a curriculum across bases: --task add --stages badd,qadd)",
     )
+    train.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="start from this model's weights instead of a fresh initialisation: a shipped model's name, a release "
+        ".safetensors file or a run directory (its weight average when it keeps one); its architecture must be the "
+        "recipe's, and the optimizer, curriculum and checks start afresh (fine-tuning, or --task add --init-from a qadd run)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last snapshot")
     train.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     train.add_argument("--bf16", action="store_true", help=BF16_TRAIN_HELP)
@@ -294,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--stages", type=task_list, default=None, metavar="TASK,...", help="tasks each run learns first (see train --stages)"
     )
+    sweep.add_argument("--init-from", default=None, metavar="MODEL", help="weights every run starts from (see train --init-from)")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     sweep.set_defaults(run=cmd_sweep, write=True)
 

@@ -32,6 +32,14 @@ def refuse_reach_options_without_a_reach_check(args: argparse.Namespace) -> None
         raise CommandError(f"recipe {args.recipe!r} has no reach check: {' and '.join(given)} need one ({with_reach})")
 
 
+def refuse_a_missing_initial_model(args: argparse.Namespace) -> None:
+    """--init-from names a model that exists, or the command stops before it starts anything."""
+    from neuralgpu.solver import resolve_model
+
+    if args.init_from:
+        resolve_model(args.init_from)  # a one-line CheckpointError otherwise
+
+
 def with_settings(config, settings: list[str] | None):
     """The config with the command line's ``--set FIELD=VALUE`` changes; a bad one is one line of error."""
     from neuralgpu.settings import apply_settings
@@ -54,6 +62,7 @@ def train_config_from_args(args: argparse.Namespace):
         time_budget=args.time_budget,
         device=args.device,
         stages=args.stages,
+        init_from=args.init_from,
         reach_samples=args.reach_samples,
         reach_confirm_samples=args.reach_confirm_samples,
         check_gap=args.check_gap,
@@ -72,6 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resolve_recipe(args)
     refuse_reach_options_without_a_reach_check(args)
     refuse_compile_without_a_compiler(args)
+    refuse_a_missing_initial_model(args)
     config = train_config_from_args(args)
     run_dir = args.run_dir or Path("runs") / f"{config.task}-{config.recipe}-seed{config.seed}"
     context = distributed.start(resolve_device(config.device).type)  # a no-op without torchrun
@@ -106,6 +116,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     resolve_recipe(args)
     refuse_reach_options_without_a_reach_check(args)  # once, not once a seed
     refuse_compile_without_a_compiler(args)
+    refuse_a_missing_initial_model(args)
     from neuralgpu.recipes import build_config
 
     with_settings(build_config(args.task, args.recipe), args.set)  # refuse a bad --set once, not once a seed
