@@ -76,7 +76,7 @@ ARCHITECTURE_FIELDS = (
 
 
 def architecture_differences(config: ModelConfig, other: ModelConfig) -> list[str]:
-    """``field: config's value vs other's`` for every architecture field where the two differ."""
+    """``"channels 16 vs 96"`` (the field, then config's value and other's) for every architecture field where they differ."""
     return [
         f"{name} {getattr(config, name)!r} vs {getattr(other, name)!r}"
         for name in ARCHITECTURE_FIELDS
