@@ -1,7 +1,6 @@
 """Starting a run from trained weights (--init-from): fine-tuning, or carrying a model to a related task."""
 
 import json
-import shutil
 from dataclasses import replace
 
 import pytest
@@ -55,26 +54,6 @@ def test_a_model_of_another_architecture_is_refused_naming_what_differs(trained_
     config = build_config("copy", "tiny", init_from=str(source), device="cpu")
     config = replace(config, model=replace(config.model, dropout=0.0, candidate_dropout=0.1))
     assert Trainer(config, None, progress=False).initial_model["task"] == "copy"
-
-
-def test_a_resumed_run_goes_on_from_its_snapshot_without_the_initial_model(tmp_path):
-    def run(run_dir, steps, **overrides):
-        config = build_config("badd", "paper", max_steps=steps, device="cpu", **overrides)
-        config = replace(config, model=replace(config.model, channels=8), batch_size=8, final_suites="random")
-        config = replace(config, eval_samples=8, long_eval_samples=4, snapshot_every=2, log_every=1)
-        trainer = Trainer(config, run_dir, progress=False)
-        trainer.run()
-        return trainer
-
-    run(tmp_path / "source", 3)
-    whole = run(tmp_path / "whole", 6, init_from=str(tmp_path / "source"))
-    first = run(tmp_path / "split", 3, init_from=str(tmp_path / "source"))
-    shutil.rmtree(tmp_path / "source")  # a resume reads its own snapshot, never the initial model again
-    second = Trainer(replace(first.config, max_steps=6), tmp_path / "split", resume=True, progress=False)
-    second.run()
-    for name, tensor in whole.model.state_dict().items():
-        torch.testing.assert_close(second.model.state_dict()[name], tensor, msg=name)
-    assert second.initial_model == whole.initial_model and second.initial_model["task"] == "badd"
 
 
 def test_train_and_sweep_pass_init_from_on(train_configs, monkeypatch, tmp_path):

@@ -1,6 +1,7 @@
 """Training for real: a task is learned and generalises; noise, relaxation, resume, rollback."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -538,6 +539,22 @@ def test_a_resumed_run_carries_its_weight_average_on(tmp_path):
     restarted = Trainer(second.config, tmp_path / "split", resume=True, progress=False)
     for name, tensor in restarted.model.state_dict().items():
         torch.testing.assert_close(restarted.judged.state_dict()[name], tensor, msg=name)
+
+
+def test_a_run_started_from_a_model_resumes_from_its_snapshot_without_that_model(tmp_path):
+    """--init-from (tests/test_init_from.py) is read once, at the start: a resume reads its own snapshot."""
+    small_trainer(tmp_path / "source", max_steps=3).run()
+    source = str(tmp_path / "source")
+    whole = small_trainer(tmp_path / "whole", max_steps=6, init_from=source)
+    whole.run()
+    first = small_trainer(tmp_path / "split", max_steps=3, init_from=source)
+    first.run()
+    shutil.rmtree(tmp_path / "source")
+    second = Trainer(replace(first.config, max_steps=6), tmp_path / "split", resume=True, progress=False)
+    second.run()
+    for name, tensor in whole.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], tensor, msg=name)
+    assert second.initial_model == whole.initial_model and second.initial_model["task"] == "badd"
 
 
 def test_the_weight_average_restarts_when_the_weights_change_meaning():
