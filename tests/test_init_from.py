@@ -1,6 +1,7 @@
 """Starting a run from trained weights (--init-from): fine-tuning, or carrying a model to a related task."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -35,15 +36,30 @@ def test_a_run_from_a_trained_model_starts_with_its_weights_and_its_answers(trai
 
     tuned.run()
     card = json.loads((tmp_path / "tuned" / "model.json").read_text())
+    source_card = json.loads((source / "model.json").read_text())
     assert card["initial_model"] == {
         "from": str(source),
         "task": "copy",
         "recipe": "tiny",
         "seed": 2,
-        "steps": card["initial_model"]["steps"],
+        "steps": source_card["steps"],
+        "command": source_card["command"],  # the chain can be repeated from this card alone
     }
     assert card["initial_model"]["steps"] > 0
     assert f"--init-from {source}" in card["command"] and card["train_config"]["init_from"] == str(source)
+
+
+def test_a_run_from_another_runs_snapshot_records_the_command_that_trained_it(trained_copy, tmp_path):
+    """A snapshot has no card of its own: the command comes from its run's config, as that run's card would say it."""
+    source, trainer = trained_copy
+    snapshot_only = tmp_path / "source"
+    snapshot_only.mkdir()
+    for name in ("config.json", "snapshot.pt"):
+        shutil.copy(source / name, snapshot_only / name)
+    config = build_config("copy", "tiny", seed=5, max_steps=1, init_from=str(snapshot_only), device="cpu")
+    initial = Trainer(config, None, progress=False).initial_model
+    assert initial["snapshot_step"] == trainer.step and initial["seed"] == 2
+    assert initial["command"] == trainer.command() == "neuralgpu train --task copy --recipe tiny --seed 2 --max-steps 2000"
 
 
 def test_a_model_of_another_architecture_is_refused_naming_what_differs(trained_copy):

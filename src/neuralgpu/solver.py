@@ -139,5 +139,11 @@ def load_run_snapshot(run_dir: Path, device: str | torch.device = "cpu") -> tupl
         raise CheckpointError(
             f"{run_dir}: its snapshot or {CONFIG_NAME} cannot be read as a run's ({first_line(error)})"
         ) from None
-    card = {"task": task, "recipe": config.get("recipe"), "seed": config.get("seed"), "snapshot_step": int(state["step"])}
+    card = {
+        "task": task,
+        "recipe": config.get("recipe"),
+        "seed": config.get("seed"),
+        "snapshot_step": int(state["step"]),
+        "train_config": config,
+    }
     return model.to(device).eval(), card

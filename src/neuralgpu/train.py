@@ -179,6 +179,54 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**data)
 
 
+def train_command(config: TrainConfig) -> str:
+    """The `neuralgpu train` command line that reproduces ``config``: its recipe, then the flags
+    and ``--set`` fields that change it."""
+    words = ["neuralgpu", "train", "--task", config.task, "--recipe", config.recipe, "--seed", str(config.seed)]
+    if config.stages:
+        words += ["--stages", ",".join(config.stages)]
+    if config.init_from:
+        words += ["--init-from", config.init_from]
+    if config.max_steps != TrainConfig.max_steps:
+        words += ["--max-steps", str(config.max_steps)]
+    if config.time_budget is not None:
+        words += ["--time-budget", f"{config.time_budget:g}"]
+    from neuralgpu.recipes import RECIPES  # recipes build on this module's TrainConfig
+
+    recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
+    # The flags that override a recipe's field (the reach ones only where the recipe has a reach check).
+    overrides = (
+        ("reach_samples", "--reach-samples", True),
+        ("reach_confirm_samples", "--reach-confirm-samples", True),
+        ("check_gap", "--check-gap", False),
+        ("ema_decay", "--ema", False),
+    )
+    for name, flag, needs_reach in overrides:
+        value = getattr(config, name)
+        if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
+            words += [flag, str(value)]
+    words += [flag for flag, on in (("--compile", config.compile), ("--bf16", config.bf16)) if on]
+    if recipe is not None:  # what no flag covers: one --set per changed field
+        covered = frozenset(
+            {"task", "stages", "init_from", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"}
+        )
+        covered |= {name for name, _, _ in overrides}
+        words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
+    return " ".join(words)
+
+
+def source_command(card: dict[str, Any]) -> str | None:
+    """The command that trained the model a card describes, so that a chain of runs (badd -> qadd
+    -> add) can be repeated from the last one's card alone. A release's card has it; a snapshot's
+    card has its run's config instead, unreadable (None) if the run is of another version."""
+    if "command" in card:
+        return str(card["command"])
+    try:
+        return train_command(train_config_from_dict(card["train_config"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -383,7 +431,8 @@ class Trainer:
             )
         self.model.load_state_dict(initial.state_dict())
         provenance = {key: card[key] for key in ("task", "recipe", "seed", "steps", "snapshot_step") if key in card}
-        return {"from": spec, **provenance}
+        command = source_command(card)
+        return {"from": spec, **provenance, **({"command": command} if command else {})}
 
     def _average(self) -> AveragedModel | None:
         """A fresh moving average of the weights, starting from the current ones (none without ema_decay)."""
@@ -792,38 +841,7 @@ class Trainer:
 
     def command(self) -> str:
         """The `neuralgpu train` command line that reproduces this run's configuration."""
-        config = self.config
-        words = ["neuralgpu", "train", "--task", config.task, "--recipe", config.recipe, "--seed", str(config.seed)]
-        if config.stages:
-            words += ["--stages", ",".join(config.stages)]
-        if config.init_from:
-            words += ["--init-from", config.init_from]
-        if config.max_steps != TrainConfig.max_steps:
-            words += ["--max-steps", str(config.max_steps)]
-        if config.time_budget is not None:
-            words += ["--time-budget", f"{config.time_budget:g}"]
-        from neuralgpu.recipes import RECIPES  # recipes build on this module's TrainConfig
-
-        recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
-        # The flags that override a recipe's field (the reach ones only where the recipe has a reach check).
-        overrides = (
-            ("reach_samples", "--reach-samples", True),
-            ("reach_confirm_samples", "--reach-confirm-samples", True),
-            ("check_gap", "--check-gap", False),
-            ("ema_decay", "--ema", False),
-        )
-        for name, flag, needs_reach in overrides:
-            value = getattr(config, name)
-            if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
-                words += [flag, str(value)]
-        words += [flag for flag, on in (("--compile", config.compile), ("--bf16", config.bf16)) if on]
-        if recipe is not None:  # what no flag covers: one --set per changed field
-            covered = frozenset(
-                {"task", "stages", "init_from", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"}
-            )
-            covered |= {name for name, _, _ in overrides}
-            words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
-        return " ".join(words)
+        return train_command(self.config)
 
     def card(self, final: list[EvalResult]) -> dict[str, Any]:
         return {
