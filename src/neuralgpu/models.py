@@ -68,8 +68,9 @@ def shipped_models() -> list[ShippedModel]:
 def format_models(models: list[ShippedModel]) -> str:
     name_width = max([len("model"), *(len(model.name) for model in models)])
     task_width = max([len("task"), *(len(model.card["task"]) for model in models)])
+    recipe_width = max([len("recipe"), *(len(model.card["recipe"]) for model in models)])
     header = (
-        f"{'model':<{name_width}} {'task':<{task_width}} {'recipe':<7} {'seed':>4} {'steps':>6} {'train s':>8} "
+        f"{'model':<{name_width}} {'task':<{task_width}} {'recipe':<{recipe_width}} {'seed':>4} {'steps':>6} {'train s':>8} "
         f"{'trained to':>10}  zero errors up to"
     )
     lines = [header, "-" * (len(header) + 24)]
@@ -82,7 +83,7 @@ def format_models(models: list[ShippedModel]) -> str:
             reach += f"; errors at {', '.join(beyond)}"
         card = model.card
         lines.append(
-            f"{model.name:<{name_width}} {card['task']:<{task_width}} {card['recipe']:<7} {card['seed']:>4} "
+            f"{model.name:<{name_width}} {card['task']:<{task_width}} {card['recipe']:<{recipe_width}} {card['seed']:>4} "
             f"{card['steps']:>6} {card['wall_clock_s']:>8.0f} {model.train_length:>10}  "
             f"{reach if longest else 'none recorded'}"
         )
