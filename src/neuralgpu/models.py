@@ -66,9 +66,12 @@ def shipped_models() -> list[ShippedModel]:
 
 
 def format_models(models: list[ShippedModel]) -> str:
-    name_width = max([len("model"), *(len(model.name) for model in models)])
-    task_width = max([len("task"), *(len(model.card["task"]) for model in models)])
-    recipe_width = max([len("recipe"), *(len(model.card["recipe"]) for model in models)])
+    def width(title: str, values: list[str]) -> int:  # a text column fits its title and every entry
+        return max(len(text) for text in [title, *values])
+
+    name_width = width("model", [model.name for model in models])
+    task_width = width("task", [model.card["task"] for model in models])
+    recipe_width = width("recipe", [model.card["recipe"] for model in models])
     header = (
         f"{'model':<{name_width}} {'task':<{task_width}} {'recipe':<{recipe_width}} {'seed':>4} {'steps':>6} {'train s':>8} "
         f"{'trained to':>10}  zero errors up to"
