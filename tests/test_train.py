@@ -200,7 +200,13 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
     # Checks at 2x and 3x, where the tiny model is clean with a margin: at 8x it was clean on the
     # machine its seed was picked on, but 11% wrong on another CPU that rounds differently.
     config = replace(
-        trainer.config, final_suites="all", generalization_factor=2, reach_factor=3, reach_samples=8, reach_confirm_samples=24
+        trainer.config,
+        final_suites="all",
+        generalization_factor=2,
+        confirm_samples=160,  # tiny's quick check at 10x is 128
+        reach_factor=3,
+        reach_samples=8,
+        reach_confirm_samples=24,
     )
     checker = Trainer(config, None, progress=False)
     checker.model.load_state_dict(trainer.model.state_dict())
@@ -219,7 +225,7 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
     assert set(scored_again) == {config.curriculum.max_length}
     assert {(row.length, row.samples) for row in card if row.suite == "random"} == {
         (config.curriculum.max_length, config.eval_samples),
-        (checker.eval_lengths[1], config.long_eval_samples),
+        (checker.eval_lengths[1], 160),  # the confirmation at 10x, not the quick check's 128
         (checker.reach_length, 24),
     }
     for row in card:

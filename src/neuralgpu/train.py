@@ -819,14 +819,19 @@ class Trainer:
         """The card's table: every judged suite at the training length, at 10x and at the reach length.
 
         A run that stops as solved has just scored most of it, error-free, in its solving check:
-        the same frozen inputs and the same weights, so those results are reused.
+        the same frozen inputs and the same weights, so those results are reused, at the sizes its
+        confirmations scored (an unsolved run's card gets the quick checks' sizes).
         """
         scored = self.checks.clean if self.solved else {}
 
         def result(length: int, suite: str, samples: int) -> EvalResult:
             return scored.get((length, suite, samples)) or evaluate(self.judged, self.task, length, suite, samples)
 
-        lengths = [*zip(self.eval_lengths, (self.config.eval_samples, self.config.long_eval_samples))]
+        # A solved run's confirmation at 10x (confirm_samples a suite) is on the card as scored too.
+        long_samples = self.config.long_eval_samples
+        if self.solved:
+            long_samples = max(long_samples, self.config.confirm_samples)
+        lengths = [*zip(self.eval_lengths, (self.config.eval_samples, long_samples))]
         results = [result(length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
         if self.reach_length is not None:
             # A solved run's confirmation is on the card as it was scored. An unsolved one gets the
