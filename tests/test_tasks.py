@@ -105,7 +105,38 @@ def test_structured_suites_have_their_structure(name):
     assert ((a[:, k // 4 :] == 0).all(axis=1) | (b[:, k // 4 :] == 0).all(axis=1)).all()
     a, b = operands(task, task.sample(50, 2 * k + 1, rng, "symmetric"))
     assert (a == b).all()
-    assert set(structured_suites(task)) == {"carry", "zeros", "ones", "alternating", "zero_operand", "unequal", "symmetric"}
+    products = {"product_run"} if task.operator == "*" else set()
+    assert (
+        set(structured_suites(task))
+        == {"carry", "zeros", "ones", "alternating", "zero_operand", "unequal", "symmetric"} | products
+    )
+
+
+def longest_run(digits: np.ndarray, digit: int) -> int:
+    longest = current = 0
+    for value in digits:
+        current = current + 1 if value == digit else 0
+        longest = max(longest, current)
+    return longest
+
+
+@pytest.mark.parametrize("name", ["bmul", "qmul", "mul"])
+def test_product_run_suite_makes_products_with_long_runs_of_the_largest_digit(name):
+    task = get_task(name)
+    k = 40
+    batch = task.sample(200, 2 * k + 1, np.random.default_rng(0), "product_run")
+    people = [task.input_text(row) for row in batch.inputs]
+    answers = [task.answer_text(row, 2 * k + 1) for row in batch.targets]
+    assert answers == [task.oracle(text) for text in people]
+    runs = np.array([longest_run(row[: 2 * k] - 1, task.base - 1) for row in batch.targets])
+    # Half of a run of at least k/2 digits lies above column k, where the product keeps all but
+    # one digit of it; random products of 2k digits rarely hold a run of even 8 (binary).
+    assert runs.min() >= k // 4 - 1 and np.median(runs) >= k // 2
+    random_runs = [
+        longest_run(row[: 2 * k] - 1, task.base - 1) for row in task.sample(200, 2 * k + 1, np.random.default_rng(0)).targets
+    ]
+    assert np.median(random_runs) < k // 4
+    assert "product_run" not in get_task("badd").suites
 
 
 def test_shifts_rotate_as_the_released_code_s_left_shift_does():
