@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuralgpu.tasks.arithmetic import OPERAND_SUITES, PRODUCT_SUITES, STRUCTURED_SUITES, ArithmeticTask
+from neuralgpu.tasks.arithmetic import COMMON_SUITES, PRODUCT_SUITES, STRUCTURED_SUITES, ArithmeticTask
 from neuralgpu.tasks.base import PAD, SYMBOLS, VOCAB_SIZE, Batch, Task, TaskInputError, stable_seed
 from neuralgpu.tasks.search import SearchTask
 from neuralgpu.tasks.sequence import GENERIC_SUITES, NUMBER_SUITES, SEQUENCE_TRANSFORMS, SequenceTask
@@ -30,7 +30,7 @@ class TaskInfo:
 
 
 def _arithmetic(name: str, base: int, operator: str, summary: str, example: str, answer: str) -> TaskInfo:
-    suites = (*OPERAND_SUITES, *PRODUCT_SUITES) if operator == "*" else tuple(OPERAND_SUITES)
+    suites = (*COMMON_SUITES, *PRODUCT_SUITES) if operator == "*" else COMMON_SUITES
     return TaskInfo(ArithmeticTask(name, base, operator, suites=suites), summary, example, answer)
 
 

@@ -118,10 +118,13 @@ OPERAND_SUITES: dict[str, OperandSampler] = {
     "zero_operand": _zero_operand,
     "unequal": _unequal,
     "symmetric": _symmetric,
+    "product_run": _product_run,
 }
-STRUCTURED_SUITES = tuple(name for name in OPERAND_SUITES if name != "random")
-# Multiplication's own: its hard carries are in the partial sums, which no operand pattern above makes long.
-PRODUCT_SUITES: dict[str, OperandSampler] = {"product_run": _product_run}
+PRODUCT_SUITES = ("product_run",)
+"""Multiplication's own: its hard carries are in the partial sums, which no operand pattern makes long."""
+COMMON_SUITES = tuple(suite for suite in OPERAND_SUITES if suite not in PRODUCT_SUITES)
+"""The suites of every arithmetic task."""
+STRUCTURED_SUITES = tuple(name for name in COMMON_SUITES if name != "random")
 
 
 def digits_to_int(digits: np.ndarray, base: int) -> int:
@@ -166,7 +169,7 @@ class ArithmeticTask(Task):
     base: int
     operator: str  # "+" or "*"
     min_length: int = 3
-    suites: tuple[str, ...] = tuple(OPERAND_SUITES)
+    suites: tuple[str, ...] = COMMON_SUITES
 
     def result_width(self, k: int) -> int:
         return k + 1 if self.operator == "+" else 2 * k
@@ -189,8 +192,7 @@ class ArithmeticTask(Task):
     def sample(self, batch_size: int, length: int, rng: np.random.Generator, suite: str = "random") -> Batch:
         self.check_length(length)
         self.check_suite(suite)
-        sampler = OPERAND_SUITES.get(suite) or PRODUCT_SUITES[suite]
-        a, b = sampler(rng, batch_size, (length - 1) // 2, self.base)
+        a, b = OPERAND_SUITES[suite](rng, batch_size, (length - 1) // 2, self.base)
         return self.encode_operands(a, b)
 
     def encode_operands(self, a: np.ndarray, b: np.ndarray) -> Batch:
