@@ -822,26 +822,24 @@ class Trainer:
         the same frozen inputs and the same weights, so those results are reused, at the sizes its
         confirmations scored (an unsolved run's card gets the quick checks' sizes).
         """
-        scored = self.checks.clean if self.solved else {}
+        config, scored = self.config, self.checks.clean if self.solved else {}
 
         def result(length: int, suite: str, samples: int) -> EvalResult:
             return scored.get((length, suite, samples)) or evaluate(self.judged, self.task, length, suite, samples)
 
-        # A solved run's confirmation at 10x (confirm_samples a suite) is on the card as scored too.
-        long_samples = self.config.long_eval_samples
-        if self.solved:
-            long_samples = max(long_samples, self.config.confirm_samples)
-        lengths = [*zip(self.eval_lengths, (self.config.eval_samples, long_samples))]
+        def size(quick: int, confirmation: int) -> int:
+            # A solved run's confirmation is on the card as it was scored. An unsolved one gets the
+            # quick check's size: its confirmation failed, and scoring all of a 1,024-input one
+            # again at length 2,000 would keep a CPU busy for ~85 minutes after the budget ran out.
+            return max(quick, confirmation) if self.solved else quick
+
+        long_samples = size(config.long_eval_samples, config.confirm_samples)  # every suite at 10x
+        lengths = [*zip(self.eval_lengths, (config.eval_samples, long_samples))]
         results = [result(length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
         if self.reach_length is not None:
-            # A solved run's confirmation is on the card as it was scored. An unsolved one gets the
-            # reach check's size: its confirmation failed, and scoring all of a 1,024-input one
-            # again at length 2,000 would keep a CPU busy for ~85 minutes after the budget ran out.
-            confirmed = (
-                max(self.config.reach_samples, self.config.reach_confirm_samples) if self.solved else self.config.reach_samples
-            )
+            confirmed = size(config.reach_samples, config.reach_confirm_samples)  # random inputs only
             for suite in self.checks.judged_suites():
-                results.append(result(self.reach_length, suite, confirmed if suite == "random" else self.config.reach_samples))
+                results.append(result(self.reach_length, suite, confirmed if suite == "random" else config.reach_samples))
         return results
 
     def command(self) -> str:
