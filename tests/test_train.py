@@ -10,7 +10,7 @@ import torch
 
 import neuralgpu.model
 import neuralgpu.train
-from neuralgpu.checkpoint import RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, save_snapshot
+from neuralgpu.checkpoint import BEST_NAME, RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, read_card, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import evaluate
 from neuralgpu.recipes import build_config
@@ -50,6 +50,7 @@ def test_run_directory_contract(trained_copy):
     assert (run_dir / RELEASE_NAME).is_file() and (run_dir / SNAPSHOT_NAME).is_file()
     card = json.loads((run_dir / "model.json").read_text())
     assert card["task"] == "copy" and card["solved"] and card["evaluation"]
+    assert read_card(run_dir / BEST_NAME)["best_check"]["step"] == card["steps"]  # the solving check went furthest
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
@@ -230,6 +231,54 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
     }
     for row in card:
         assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
+
+
+def test_a_run_keeps_the_weights_of_its_furthest_check_beside_the_release(trained_copy, tmp_path):
+    _, trainer = trained_copy
+    config = replace(trainer.config, final_suites="all", generalization_factor=2, reach_factor=3, reach_samples=8)
+    checker = Trainer(config, tmp_path, progress=False)
+    checker.curriculum.current = config.curriculum.max_length
+    trained = {name: tensor.clone() for name, tensor in trainer.model.state_dict().items()}
+    checker.model.load_state_dict(trained)
+    checker.step = 100
+    record = checker._measure()
+    assert record["solved"], "the trained copy model should be clean at 3x: train it longer"
+    parts = 1 + 1 + 2 * len(structured_suites(checker.task))  # random at 2x and 3x, then every suite at both
+    assert record["best_check"] == parts
+    best, card = load_release(tmp_path / BEST_NAME)
+    assert card["best_check"] == {"step": 100, "clean_parts": parts} and card["solved"]
+    for name, tensor in trained.items():
+        torch.testing.assert_close(best.state_dict()[name], tensor, rtol=0, atol=0)
+    # The card holds the check's own results: every row is a fresh evaluation of its inputs.
+    assert {(row["length"], row["suite"]) for row in card["evaluation"]} >= {(config.curriculum.max_length, "random")}
+    assert len(card["evaluation"]) == 1 + parts
+    for row in card["evaluation"]:
+        fresh = evaluate(best, checker.task, row["length"], row["suite"], row["samples"])
+        assert fresh.sequence_errors == row["sequence_errors"] == 0
+
+    # Weights still clean at the training length but wrong at 2x: their check runs and gets less far.
+    noise = torch.Generator().manual_seed(0)
+    worse = {
+        name: tensor + 0.3 * tensor.std() * torch.randn(tensor.shape, generator=noise) if tensor.numel() > 1 else tensor
+        for name, tensor in trained.items()
+    }
+    checker.model.load_state_dict(worse)
+    checker.step = 200
+    record = checker._measure()
+    assert record[f"eval_seq_error_{config.curriculum.max_length}"] == 0, "the noise must leave the training length clean"
+    assert not record["solved"] and "best_check" not in record
+    kept, card = load_release(tmp_path / BEST_NAME)
+    assert card["best_check"]["step"] == 100
+    torch.testing.assert_close(kept.state_dict(), best.state_dict(), rtol=0, atol=0)
+
+    # A resumed run carries how far its best check got; at equal progress the later check wins.
+    resumed = Trainer(config, None, progress=False)
+    resumed.checks.load_state_dict(checker.checks.state_dict())
+    assert resumed.checks.best_parts == parts
+    checker.model.load_state_dict(trained)
+    checker.step = 300
+    assert checker._measure()["best_check"] == parts
+    assert read_card(tmp_path / BEST_NAME)["best_check"]["step"] == 300
 
 
 def test_a_reach_must_lie_beyond_the_generalization_check():

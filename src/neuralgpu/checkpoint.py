@@ -26,6 +26,8 @@ from neuralgpu.model import ModelConfig, NeuralGPU
 FORMAT = "neuralgpu"
 FORMAT_VERSION = 1
 RELEASE_NAME = "model.safetensors"
+# The weights of the check that got furthest so far (``Trainer._keep_best``), beside the release.
+BEST_NAME = "best.safetensors"
 SNAPSHOT_NAME = "snapshot.pt"
 
 

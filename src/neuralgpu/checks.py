@@ -60,6 +60,10 @@ class SolvedCheck:
         # scores only the rest: hours, when the stop came late in a 1,024-input confirmation.
         self.progress: dict[tuple[int, str, int], EvalResult] = {}
         self.carried: dict[tuple[int, str, int], EvalResult] = {}
+        # How far the furthest check so far got, in error-free parts: a check stops at its first
+        # error, so the count of its clean parts says how far it went. The trainer keeps the
+        # weights of the latest check to get this far (``best.safetensors``).
+        self.best_parts = 0
         self.task: Task | None = None
         self.long = 0
         self.reach: int | None = None
@@ -135,6 +139,19 @@ class SolvedCheck:
                 return record
         return record
 
+    def beat_best(self) -> bool:
+        """Did the last check get at least as far as every one before it, past its first part?
+
+        A run that is not solved can drift away from its best weights: bmul runs clean on random
+        inputs at 50x at one check failed all of them at a later one. At equal progress the later
+        check wins: its weights have trained longer on the same footing.
+        """
+        reached = len(self.clean)
+        if reached == 0 or reached < self.best_parts:
+            return False
+        self.best_parts = reached
+        return True
+
     def until_first_failure(
         self, model: NeuralGPU, length: int, suites: list[str], samples: int, key: str
     ) -> tuple[dict[str, float], str | None]:
@@ -181,9 +198,15 @@ class SolvedCheck:
             self.carried[result.length, result.suite, result.set_size or result.samples] = result
 
     def state_dict(self) -> dict[str, Any]:
-        return {"work": self.work, "failing_suite": self.failing_suite, "last_step": self.last_step}
+        return {
+            "work": self.work,
+            "failing_suite": self.failing_suite,
+            "last_step": self.last_step,
+            "best_parts": self.best_parts,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.work = float(state["work"])
         self.failing_suite = state.get("failing_suite")
         self.last_step = int(state.get("last_step", 0))
+        self.best_parts = int(state.get("best_parts", 0))

@@ -28,6 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from neuralgpu.checkpoint import (
+    BEST_NAME,
     FORMAT,
     FORMAT_VERSION,
     RELEASE_NAME,
@@ -606,7 +607,20 @@ class Trainer:
                 record["long_check"] = "deferred"
                 return record
             record.update(self.checks(self.judged, self.step))
+            if self.checks.beat_best():
+                record["best_check"] = self.checks.best_parts
+                self._keep_best(result, bool(record["solved"]))
         return record
+
+    def _keep_best(self, short: EvalResult, solved: bool) -> None:
+        """Write the judged weights to ``best.safetensors``, with a card of this check's results
+        (``short``, at the training length, then every part the check scored, the failing one up to
+        its first wrong answer) and ``best_check``: the step and how many parts were clean."""
+        if self.run_dir is None:
+            return
+        card = self.card([short, *self.checks.progress.values()])
+        best = {"step": self.step, "clean_parts": self.checks.best_parts}
+        save_release(self.run_dir / BEST_NAME, self.judged, {**card, "solved": solved, "best_check": best})
 
     # --- state ----------------------------------------------------------------------------
 
