@@ -10,6 +10,7 @@ import torch
 
 import neuralgpu.model
 import neuralgpu.train
+from neuralgpu.batches import draw_batch, draw_padded_batch
 from neuralgpu.checkpoint import BEST_NAME, RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, read_card, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import evaluate
@@ -17,7 +18,7 @@ from neuralgpu.recipes import build_config
 from neuralgpu.rundir import read_metrics
 from neuralgpu.solver import load
 from neuralgpu.tasks import get_task, structured_suites
-from neuralgpu.train import Trainer, draw_batch, gradient_noise_std
+from neuralgpu.train import Trainer, gradient_noise_std
 
 
 def test_tiny_task_is_learned_and_answers_at_four_times_its_training_length(trained_copy):
@@ -134,7 +135,7 @@ def test_bins_filled_below_hold_every_length_above_the_previous_bin_and_a_share_
 def test_a_padded_bin_batch_holds_right_answers_of_every_drawn_length_padded_to_the_bin():
     task = get_task("badd")
     lengths = np.array([3, 5, 5, 9, 11, 11, 11])
-    batch = neuralgpu.train.draw_padded_batch(task, lengths, 12, np.random.default_rng(0), hard_share=0.0)
+    batch = draw_padded_batch(task, lengths, 12, np.random.default_rng(0), hard_share=0.0)
     assert batch.inputs.shape == batch.targets.shape == (7, 12)
     widths = sorted(int(row.sum()) for row in batch.inputs != 0)
     assert widths == [3, 5, 5, 9, 11, 11, 11]

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from neuralgpu.batches import draw_batch, draw_padded_batch
 from neuralgpu.checkpoint import (
     BEST_NAME,
     FORMAT,
@@ -48,7 +49,7 @@ from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
 from neuralgpu.solver import load_model
-from neuralgpu.tasks import Batch, Task, get_task, stable_seed, structured_suites
+from neuralgpu.tasks import Batch, get_task, stable_seed
 
 # The trainer's scalar state that a resume snapshot carries.
 SCALAR_STATE = (
@@ -236,33 +237,6 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
-
-
-def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generator, hard_share: float) -> Batch:
-    """A training batch: random examples, with ``hard_share`` of them from the structured suites.
-
-    Random operands almost never hold a long carry chain or a mostly-zero number (Price et al.);
-    mixing those in is how a model meets them before its evaluation does.
-    """
-    suites = structured_suites(task)
-    hard = round(batch_size * hard_share) if suites else 0
-    parts = [task.sample(batch_size - hard, length, rng)] if hard < batch_size else []
-    if hard:
-        counts = np.bincount(rng.integers(len(suites), size=hard), minlength=len(suites))
-        parts.extend(task.sample(int(count), length, rng, suite) for suite, count in zip(suites, counts) if count)
-    return Batch(np.concatenate([part.inputs for part in parts]), np.concatenate([part.targets for part in parts]))
-
-
-def draw_padded_batch(task: Task, lengths: np.ndarray, width: int, rng: np.random.Generator, hard_share: float) -> Batch:
-    """Examples of the given lengths (each group drawn as ``draw_batch`` draws it), padded to ``width``
-    columns: the padding is masked, so a shorter example runs more steps than it has columns."""
-    inputs, targets = [], []
-    for length, count in zip(*np.unique(lengths, return_counts=True)):
-        part = draw_batch(task, int(count), int(length), rng, hard_share)
-        padding = ((0, 0), (0, width - part.inputs.shape[1]))
-        inputs.append(np.pad(part.inputs, padding))
-        targets.append(np.pad(part.targets, padding))
-    return Batch(np.concatenate(inputs), np.concatenate(targets))
 
 
 def adamax_beta2(step: int) -> float:
