@@ -89,6 +89,8 @@ def test_a_run_without_a_release_yet_is_read_from_its_last_snapshot(trained_copy
     assert main(["eval", str(run_dir), "--lengths", "6", "--samples", "16", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)[0]["sequence_error"] == 0 and f"last snapshot, step {state['step']}" in captured.err
+    # The run's solving check went furthest: the message says where its weights are.
+    assert f"furthest check so far, step {state['step']}, is in {run_dir / 'best.safetensors'}" in captured.err
     assert main(["eval", str(run_dir), "--lengths", "6", "--samples", "16", "--record"]) == 2
     assert "a snapshot has no card to record on" in capsys.readouterr().err and not (run_dir / RELEASE_NAME).exists()
     # A run keeping a moving average is judged by the average: the snapshot's, not its weights.

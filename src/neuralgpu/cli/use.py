@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,8 +38,20 @@ def load_model(spec: str, device: str = "cpu"):
     solver = load(spec, device=device)
     step = solver.card.get("snapshot_step")
     if step is not None:
-        print(f"neuralgpu: {spec} has no release yet; using its last snapshot, step {step}", file=sys.stderr)
+        print(f"neuralgpu: {spec} has no release yet; using its last snapshot, step {step}{best_hint(spec)}", file=sys.stderr)
     return solver
+
+
+def best_hint(run_dir: str) -> str:
+    """Where a run keeps the weights of its furthest check, for a person about to use its last
+    snapshot instead: a run that drifts may have been better there (empty when it has none)."""
+    from neuralgpu.checkpoint import BEST_NAME, CheckpointError, read_card
+
+    best = Path(run_dir) / BEST_NAME
+    try:
+        return f"; its furthest check so far, step {read_card(best)['best_check']['step']}, is in {best}"
+    except (CheckpointError, KeyError, TypeError):  # none yet, or unreadable: the snapshot is all there is to say
+        return ""
 
 
 def only_infers(command: Command) -> Command:
