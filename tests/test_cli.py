@@ -277,7 +277,7 @@ def test_sweep_passes_reach_samples_to_every_run(monkeypatch, tmp_path, capsys):
 
     seen = {}
 
-    def record(task, recipe, seeds, out, parallel, train_args, gpus):
+    def record(task, recipe, seeds, out, parallel, train_args, gpus, threads):
         seen["train_args"] = train_args
         return 0  # no run failed; none were started either, so the report is empty
 

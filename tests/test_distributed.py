@@ -97,6 +97,8 @@ def test_sweep_two_tiny_seeds_then_report(tmp_path):
         "0-1",
         "--parallel",
         "2",
+        "--threads",  # two runs of two threads each, where the cores split evenly would give each one
+        "2",
         "--max-steps",
         "400",
         "--device",
@@ -111,6 +113,7 @@ def test_sweep_two_tiny_seeds_then_report(tmp_path):
     for row in summary["rows"]:
         card = json.loads((out / f"seed-{row['seed']}" / "model.json").read_text())
         assert row["steps"] == card["steps"] and row["solved"] == card["solved"] and card["seed"] == row["seed"]
+        assert card["hardware"] == "cpu (2 threads)"
         assert row["examples"] == card["steps"] * card["train_config"]["batch_size"]  # one batch a step, one rank
         assert row["random_error"]["12"] == next(e["sequence_error"] for e in card["evaluation"] if e["length"] == 12)
     assert (out / "summary.txt").read_text().strip() == result.stdout.strip()

@@ -80,7 +80,7 @@ def test_train_and_sweep_pass_init_from_on(train_configs, monkeypatch, tmp_path)
 
     seen = {}
 
-    def record(task, recipe, seeds, out, parallel, train_args, gpus):
+    def record(task, recipe, seeds, out, parallel, train_args, gpus, threads):
         seen["train_args"] = train_args
         return 0  # none failed; none started either
 

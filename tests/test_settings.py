@@ -83,7 +83,7 @@ def test_sweep_passes_every_setting_to_every_run_and_refuses_a_bad_one_once(monk
 
     seen = {}
 
-    def record(task, recipe, seeds, out, parallel, train_args, gpus):
+    def record(task, recipe, seeds, out, parallel, train_args, gpus, threads):
         seen["train_args"] = train_args
         return 0
 

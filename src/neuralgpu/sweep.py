@@ -88,18 +88,27 @@ def train_arguments(args: Any) -> list[str]:
     return arguments
 
 
-def _worker_env(slot: int, parallel: int, gpus: int) -> dict[str, str]:
+def _worker_env(slot: int, parallel: int, gpus: int, threads: int | None = None) -> dict[str, str]:
+    """A run's environment: its GPU, and its CPU threads (``threads``, or the cores split evenly)."""
     env = dict(os.environ)
     if gpus > 1:
         env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+    env["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // parallel))
     return env
 
 
 def run_sweep(
-    task: str, recipe: str, seeds: list[int], out: Path, parallel: int = 1, train_args: list[str] | None = None, gpus: int = 0
+    task: str,
+    recipe: str,
+    seeds: list[int],
+    out: Path,
+    parallel: int = 1,
+    train_args: list[str] | None = None,
+    gpus: int = 0,
+    threads: int | None = None,
 ) -> list[int]:
-    """Train every seed not finished yet; returns the seeds whose run failed (non-zero exit)."""
+    """Train every seed not finished yet, each run on ``threads`` CPU threads (None: the cores split
+    evenly among the ``parallel`` runs); returns the seeds whose run failed (non-zero exit)."""
     out.mkdir(parents=True, exist_ok=True)
     pending = [seed for seed in seeds if not (seed_dir(out, seed) / RELEASE_NAME).is_file()]
     running: list[tuple[int, int, subprocess.Popen]] = []  # (slot, seed, process)
@@ -116,7 +125,9 @@ def run_sweep(
                 if (run_dir / SNAPSHOT_NAME).is_file():
                     command.append("--resume")
                 log = (run_dir / LOG_NAME).open("a")
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(slot, parallel, gpus))
+                process = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(slot, parallel, gpus, threads)
+                )
                 log.close()
                 running.append((slot, seed, process))
             slot, seed, process = _wait_any(running)

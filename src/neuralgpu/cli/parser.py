@@ -276,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 1,4,7 (default 0-9)")
     sweep.add_argument("--parallel", type=positive_int, default=1, help="runs at a time (default 1)")
+    sweep.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads per run (default: the cores split evenly among the --parallel runs; set it when "
+        "something else shares the machine, e.g. two sweeps side by side with --threads 1 each)",
+    )
     sweep.add_argument("--out", type=Path, required=True, help="directory for the runs and the summary")
     sweep.add_argument("--device", type=device_choice, default="auto", help="auto, cpu or cuda (default auto)")
     sweep.add_argument("--max-steps", type=positive_int, default=None, help="per-run step limit (default: the recipe's)")

@@ -125,7 +125,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(
         f"sweeping {args.task}/{args.recipe} over seeds {args.seeds}, {args.parallel} at a time, into {args.out}", file=sys.stderr
     )
-    failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus)
+    failed = run_sweep(args.task, args.recipe, seeds, args.out, args.parallel, train_args, gpus, args.threads)
     args.run_dirs = [args.out]
     status = cmd_report(args)
     return EXIT_BAD_INPUT if failed else status
