@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,18 @@ def test_report_names_unfinished_runs_and_still_reports_the_rest(tmp_path, train
     assert result.returncode == 1
     assert "has not finished" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "solved 1/1" in result.stdout or "solved 0/1" in result.stdout
+
+
+def test_a_report_of_two_sweeps_names_their_runs_apart(tmp_path, trained_copy):
+    finished, _ = trained_copy
+    for sweep in ("plain", "averaged"):
+        shutil.copytree(finished, tmp_path / sweep / "seed-2")
+    result = run_cli("report", str(tmp_path / "plain"), str(tmp_path / "averaged"))
+    assert result.returncode == 0, result.stderr
+    header, rule, *rows, headline = result.stdout.strip().splitlines()
+    assert [row.split()[0] for row in rows] == ["averaged/seed-2", "plain/seed-2"]  # each sweep's runs together
+    assert len({len(line) for line in (header, rule, *rows)}) == 1  # the columns stay aligned
+    assert headline.split(";")[0] == f"solved {len(rows)}/{len(rows)}"  # the trained copy run is solved
 
 
 def test_examples_seen_count_every_bin_and_rank():

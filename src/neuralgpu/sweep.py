@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,15 +167,23 @@ class RunRow:
     structured_error: dict[int, float] = field(default_factory=dict)
 
 
-def read_run(run_dir: Path, extra_evaluations: list[dict[str, Any]] | None = None) -> RunRow:
-    """A finished run's row, from its release card (a ValueError when the run has not finished)."""
+def run_names(runs: list[Path]) -> list[str]:
+    """What a report calls each run: its folder's name, with its parent's before it where two runs
+    share one (``badd-plain/seed-1`` and ``badd-ema/seed-1``, two sweeps reported together)."""
+    counts = Counter(run.name for run in runs)
+    return [f"{run.parent.name}/{run.name}" if counts[run.name] > 1 else run.name for run in runs]
+
+
+def read_run(run_dir: Path, extra_evaluations: list[dict[str, Any]] | None = None, name: str | None = None) -> RunRow:
+    """A finished run's row, from its release card (a ValueError when the run has not finished),
+    called ``name`` (default: its folder's name)."""
     release = run_dir / RELEASE_NAME
     if not release.is_file():
         raise ValueError(f"{run_dir}: no {RELEASE_NAME} (the run has not finished); resume it or leave it out")
     card = read_card(release)
     random, structured = generalisation(card.get("evaluation", []) + list(extra_evaluations or []))
     return RunRow(
-        run=run_dir.name,
+        run=name or run_dir.name,
         task=card["task"],
         recipe=card["recipe"],
         seed=int(card["seed"]),
@@ -251,11 +260,13 @@ class Summary:
 
     def table(self) -> str:
         lengths = sorted({length for row in self.rows for length in (*row.random_error, *row.structured_error)})
-        header = f"{'run':<14} {'seed':>4} {'solved':>6} {'steps':>7} {'examples':>9} {'wall s':>8}"
+        width = max([14, *(len(row.run) for row in self.rows)])
+        header = f"{'run':<{width}} {'seed':>4} {'solved':>6} {'steps':>7} {'examples':>9} {'wall s':>8}"
         header += "".join(f" {f'rand@{n}':>10} {f'struct@{n}':>11}" for n in lengths)
         lines = [header, "-" * len(header)]
-        for row in sorted(self.rows, key=lambda row: (row.task, row.recipe, row.seed)):
-            line = f"{row.run:<14} {row.seed:>4} {'yes' if row.solved else 'no':>6} {row.steps:>7} {row.examples:>9} {row.wall_clock_s:>8.0f}"
+        # Runs of one sweep together (``group/seed-S`` names), each sweep's in seed order.
+        for row in sorted(self.rows, key=lambda row: (row.task, row.recipe, row.run.rpartition("/")[0], row.seed)):
+            line = f"{row.run:<{width}} {row.seed:>4} {'yes' if row.solved else 'no':>6} {row.steps:>7} {row.examples:>9} {row.wall_clock_s:>8.0f}"
             for n in lengths:
                 line += f" {_percent(row.random_error.get(n)):>10} {_percent(row.structured_error.get(n)):>11}"
             lines.append(line)

@@ -132,15 +132,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from neuralgpu.sweep import Summary, evaluate_run, find_runs, read_run, write_summary
+    from neuralgpu.sweep import Summary, evaluate_run, find_runs, read_run, run_names, write_summary
 
     rows, unreadable = [], 0
-    for run_dir in find_runs(args.run_dirs):
+    runs = find_runs(args.run_dirs)
+    for run_dir, name in zip(runs, run_names(runs)):
         try:
             extra = []
             if getattr(args, "lengths", None):
                 extra = evaluate_run(run_dir, args.lengths, args.samples)
-            rows.append(read_run(run_dir, extra))
+            rows.append(read_run(run_dir, extra, name))
         except (ValueError, CheckpointError) as error:
             unreadable += 1
             print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
