@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 
 from neuralgpu.checkpoint import load_release
@@ -117,12 +118,17 @@ def test_eval_record_adds_a_verification_to_the_card(trained_copy, tmp_path, cap
     run_dir, _ = trained_copy
     release = tmp_path / "copy.safetensors"
     shutil.copy(run_dir / "model.safetensors", release)
-    assert main(["eval", str(release), "--lengths", "16", "--suite", "random", "--samples", "8", "--record"]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["eval", str(release), "--lengths", "16", "--suite", "random", "--samples", "8", "--record"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     capsys.readouterr()
     _, card = load_release(release)
     (verification,) = card["verifications"]
     assert verification["command"].startswith("neuralgpu eval") and "--lengths 16" in verification["command"]
-    assert verification["hardware"] and verification["results"][0]["length"] == 16
+    assert verification["hardware"].endswith("(1 thread)") and verification["results"][0]["length"] == 16
     assert json.loads(release.with_suffix(".json").read_text())["verifications"] == card["verifications"]
 
 

@@ -13,7 +13,7 @@ import neuralgpu.train
 from neuralgpu.batches import draw_batch, draw_padded_batch
 from neuralgpu.checkpoint import BEST_NAME, RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, read_card, save_snapshot
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
-from neuralgpu.evaluate import evaluate
+from neuralgpu.evaluate import EARLY_EXIT_BATCH, evaluate
 from neuralgpu.recipes import build_config
 from neuralgpu.rundir import read_metrics
 from neuralgpu.solver import load
@@ -234,6 +234,50 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
         assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
 
 
+def test_an_unsolved_run_puts_what_its_last_check_scored_clean_on_the_card(trained_copy, monkeypatch):
+    """A run that ends right after a check (the time budget stopped it, or it failed as the budget
+    ran out) has those weights' clean parts already: at 50x on a CPU, minutes not to spend again."""
+    _, trainer = trained_copy
+    config = replace(trainer.config, final_suites="all", generalization_factor=2, reach_factor=3, reach_samples=8)
+    checker = Trainer(config, None, progress=False)
+    checker.model.load_state_dict(trainer.model.state_dict())
+    checker.curriculum.current = config.curriculum.max_length
+    checker.step = 50
+    long, reach = checker.eval_lengths[1], checker.reach_length
+    batches = config.long_eval_samples // EARLY_EXIT_BATCH + 1  # random at 2x, then random at 3x
+
+    def out_of_time_after_those(scored):  # what the deadline does, at a chosen batch
+        if len(scored_batches) == batches:
+            checker.checks.out_of_time = True
+            raise KeyboardInterrupt
+        scored_batches.append(scored)
+
+    scored_batches: list[int] = []
+    monkeypatch.setattr(checker.checks, "_watch_clock", out_of_time_after_those)
+    record = checker.check_solved()
+    assert record["out_of_time"] and not checker.solved
+    assert set(checker.checks.clean) == {(long, "random", config.long_eval_samples), (reach, "random", 8)}
+    scored_again = []
+
+    def counting(model, task, length, suite, *args, **kwargs):
+        scored_again.append((length, suite))
+        return evaluate(model, task, length, suite, *args, **kwargs)
+
+    monkeypatch.setattr(neuralgpu.train, "evaluate", counting)
+    card = checker.final_evaluation()
+    suites = checker.checks.judged_suites()
+    assert sorted(scored_again) == sorted(
+        [(config.curriculum.max_length, suite) for suite in suites]
+        + [(length, suite) for length in (long, reach) for suite in suites[1:]]
+    )
+    for row in card:
+        assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
+    scored_again.clear()
+    checker.step += 1  # trained on since: the check judged other weights
+    checker.final_evaluation()
+    assert len(scored_again) == 3 * len(suites)
+
+
 def test_a_run_keeps_the_weights_of_its_furthest_check_beside_the_release(trained_copy, tmp_path):
     _, trainer = trained_copy
     config = replace(trainer.config, final_suites="all", generalization_factor=2, reach_factor=3, reach_samples=8)
@@ -439,6 +483,53 @@ def test_a_run_stopped_during_a_check_checks_the_same_weights_first_on_resume(tm
     lines = {run: [r for r in read_metrics(tmp_path / run) if "loss" in r] for run in ("whole", "split")}
     assert [r["step"] for r in lines["split"]] == [r["step"] for r in lines["whole"]] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in lines["split"]] == [r["loss"] for r in lines["whole"]]  # step 4's too, saved for its check
+
+
+def test_a_check_the_time_budget_ends_is_finished_first_on_resume(trained_copy, tmp_path, capsys):
+    """A check at 50x can outlast a short budget by minutes on a CPU (badd: seven past fifteen). The
+    budget stops it after a batch, the run ends with what it scored saved, and --resume with more
+    time finishes that check on the same weights, as if it had never stopped."""
+    copy_run, trained = trained_copy
+    top = trained.config.curriculum.max_length
+    config = replace(
+        trained.config,
+        final_suites="all",
+        generalization_factor=2,
+        reach_factor=3,
+        reach_samples=8,
+        curriculum=replace(trained.config.curriculum, start=top),
+        init_from=str(copy_run),
+        lr=1e-12,  # the trained weights stay clean through the one step
+        eval_every=1,
+        max_steps=1,
+    )
+    whole = Trainer(config, tmp_path / "whole", progress=False).run()
+    assert whole.solved and whole.steps == 1, "the trained copy model should pass its check at 3x: train it longer"
+
+    cut = Trainer(replace(config, time_budget=1e-6), tmp_path / "cut", progress=False).run()
+    assert not cut.solved and cut.steps == 1
+    assert "time budget ran out during the check at step 1" in capsys.readouterr().err
+    lines = read_metrics(tmp_path / "cut")
+    assert lines[-1]["event"] == "finished" and lines[-1]["unfinished_check"] == 1
+    assert not any("loss" in line for line in lines)  # the step's line waits for its check's results
+    assert not read_card(tmp_path / "cut" / RELEASE_NAME)["solved"]
+
+    resumed = Trainer(config, tmp_path / "cut", resume=True, progress=False)
+    long = resumed.checks.long
+    assert resumed.step == 1 and resumed.check_due
+    [(part, scored)] = resumed.checks.carried.items()  # the first batch of the first part, kept
+    assert part == (long, "random", config.long_eval_samples) and scored.samples == EARLY_EXIT_BATCH
+    result = resumed.run()
+    assert result.solved and result.steps == 1
+
+    def check_line(run):
+        [line] = [line for line in read_metrics(tmp_path / run) if "loss" in line]
+        return line
+
+    finished, uncut = check_line("cut"), check_line("whole")
+    assert finished["check_resumed"]
+    scores = [key for key in uncut if key.startswith(("eval_", "reach_", "confirm_"))]
+    assert len(scores) > 4 and {key: finished[key] for key in scores} == {key: uncut[key] for key in scores}
 
 
 def test_a_run_stopped_inside_a_check_keeps_what_the_check_scored_for_the_resumed_one(tmp_path):

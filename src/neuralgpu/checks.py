@@ -12,6 +12,7 @@ The trainer owns one ``SolvedCheck`` and carries its ``state_dict`` in the resum
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from neuralgpu.evaluate import EvalResult, EvaluationStopped, evaluate
@@ -64,6 +65,12 @@ class SolvedCheck:
         # error, so the count of its clean parts says how far it went. The trainer keeps the
         # weights of the latest check to get this far (``best.safetensors``).
         self.best_parts = 0
+        # When the run's time budget ends (a time.perf_counter() reading; None: no budget). A check
+        # at 50x can take longer than the rest of a short run on a CPU (badd: seven minutes past a
+        # 15-minute budget), so a check still going then stops after its current batch; the
+        # trainer keeps it as a stopped one, to finish first on --resume.
+        self.deadline: float | None = None
+        self.out_of_time = False
         self.task: Task | None = None
         self.long = 0
         self.reach: int | None = None
@@ -95,9 +102,17 @@ class SolvedCheck:
         """Is ``model`` error-free at 10x, and at the reach length when there is one? Random inputs
         at 10x, random at the reach length, every structured suite at 10x, then at the reach
         length, then the confirmations on more examples (at 10x, then on random inputs at the reach
-        length): the cheapest verdicts first, and the whole check stops at its first error."""
+        length): the cheapest verdicts first, and the whole check stops at its first error.
+
+        Past the ``deadline`` it stops after the batch in hand: not solved, ``out_of_time`` in the
+        record, and what it scored in ``progress``, for the check that resumes it."""
+        self.out_of_time = False
         try:
             return self._check(model, step)
+        except EvaluationStopped:
+            if not self.out_of_time:
+                raise
+            return {"solved": False, "out_of_time": True}
         finally:
             self.carried = {}  # a stopped check's parts serve the one check that resumes it, no later one
 
@@ -175,7 +190,10 @@ class SolvedCheck:
         assert self.task is not None, "enter(task) first"
         key = (length, suite, samples)
         try:
-            result = evaluate(model, self.task, length, suite, samples, stop_at_error=True, after=self.carried.pop(key, None))
+            after = self.carried.pop(key, None)
+            result = evaluate(
+                model, self.task, length, suite, samples, stop_at_error=True, after=after, on_scored=self._watch_clock
+            )
         except EvaluationStopped as stop:
             self.progress[key] = stop.results[-1]
             raise
@@ -186,6 +204,12 @@ class SolvedCheck:
         if not result.sequence_errors:  # clean: every one of the samples was scored
             self.clean[length, suite, samples] = result
         return result
+
+    def _watch_clock(self, scored: int) -> None:
+        """After every batch a check scores: past the deadline, stop it as Ctrl-C would (the batch is kept)."""
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.out_of_time = True
+            raise KeyboardInterrupt
 
     def progress_state(self) -> list[dict[str, Any]]:
         """The check in progress's scored parts, for the snapshot of a run stopped during it."""
@@ -210,3 +234,4 @@ class SolvedCheck:
         self.failing_suite = state.get("failing_suite")
         self.last_step = int(state.get("last_step", 0))
         self.best_parts = int(state.get("best_parts", 0))
+        self.clean = {}  # restored weights: the last check's parts judged others

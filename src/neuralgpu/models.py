@@ -93,10 +93,16 @@ def format_models(models: list[ShippedModel]) -> str:
     return "\n".join(lines)
 
 
+def cpu_threads() -> str:
+    """How many threads torch computes with here, for a card's hardware: '1 thread', '2 threads'."""
+    threads = torch.get_num_threads()
+    return f"{threads} thread{'' if threads == 1 else 's'}"
+
+
 def hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"cpu {platform.processor() or platform.machine()} ({cpu_threads()})"
 
 
 def recorded_results(card: dict[str, Any]) -> dict[tuple[int, str], list[EvalResult]]:

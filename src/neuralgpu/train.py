@@ -15,6 +15,7 @@ import contextlib
 import copy
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -46,6 +47,7 @@ from neuralgpu.distributed import Distributed
 from neuralgpu.evaluate import EvalResult, evaluate
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
+from neuralgpu.models import cpu_threads
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
 from neuralgpu.solver import load_model
@@ -548,17 +550,23 @@ class Trainer:
         self.solved = bool(record.pop("solved", False))
         return record
 
-    def _check_resumably(self, line: dict[str, Any]) -> dict[str, Any]:
+    def _check_resumably(self, line: dict[str, Any], started: float) -> dict[str, Any]:
         """check_solved, keeping the state it began from and the log ``line`` its results complete.
 
         A check at the reach length can take an hour on a CPU. A run stopped during it saves that
         state, so that on resume these same weights are checked before training goes on (otherwise
         the candidate would never be judged) and the step's line is logged as if never stopped.
+        The time budget stops a check the same way (``started``: when this step's clock began):
+        the record says ``out_of_time`` and ``before_check`` stays, for the run's last snapshot.
         """
         self.before_check = {**self._snapshot_state(), "check_due": line}
         # A stop before the check's first part keeps what a resumed check carries, and nothing of the last check.
         self.checks.progress = dict(self.checks.carried)
+        budget = self.config.time_budget
+        self.checks.deadline = None if budget is None else started + budget - self.elapsed
         record = self.check_solved()
+        if record.get("out_of_time"):
+            return record
         self.before_check = None
         self.check_due = None
         return record
@@ -581,7 +589,7 @@ class Trainer:
                 record["long_check"] = "deferred"
                 return record
             record.update(self.checks(self.judged, self.step))
-            if self.checks.beat_best():
+            if not record.get("out_of_time") and self.checks.beat_best():
                 record["best_check"] = self.checks.best_parts
                 self._keep_best(result, bool(record["solved"]))
         return record
@@ -736,10 +744,12 @@ class Trainer:
                     if self.step % config.curriculum.check_every == 0:
                         record.update(self.decide())
                     if self.step % config.eval_every == 0:
-                        record.update(self._check_resumably(self._summary(self.window, record)))
+                        record.update(self._check_resumably(self._summary(self.window, record), started))
                     self.elapsed += time.perf_counter() - started
                     if config.time_budget is not None:  # every rank must stop at the same step
                         self.elapsed = self.dist.maximum(self.elapsed, self.device)
+                    if record.get("out_of_time"):
+                        break  # the budget ended inside this step's check: --resume finishes it and logs the step
                     if self.step % config.log_every == 0 or record or self.solved:
                         self.log(self._summary(self.window, record), bar)
                         self.window = []
@@ -758,7 +768,13 @@ class Trainer:
                 raise
             finally:
                 bar.close()
-        self.save_snapshot()
+        if self.before_check is not None and self.dist.is_main:
+            print(
+                f"the time budget ran out during the check at step {self.step}; what it scored is saved, and "
+                "--resume with a larger --time-budget finishes that check before training on",
+                file=sys.stderr,
+            )
+        self.save_interrupted_snapshot()  # a plain snapshot, or the one of a check the budget stopped
         in_sync = self.dist.parameters_agree(self.model, self.device)
         if not in_sync:
             raise RuntimeError("the data-parallel replicas ended with different parameters; please report this as a bug")
@@ -768,6 +784,8 @@ class Trainer:
             save_release(self.run_dir / RELEASE_NAME, self.judged, self.card(final))
         if self.writer is not None:
             finished = {"step": self.step, "event": "finished", "solved": self.solved, "elapsed": self.elapsed}
+            if self.before_check is not None:
+                finished["unfinished_check"] = self.step
             if self.dist.enabled:
                 finished.update(world_size=self.dist.world_size, ranks_in_sync=in_sync)
             self.writer.log(finished)
@@ -779,8 +797,10 @@ class Trainer:
         assert self.check_due is not None
         started = time.perf_counter()
         line = self.check_due
-        record = self._check_resumably(line)
+        record = self._check_resumably(line, started)
         self.elapsed += time.perf_counter() - started
+        if record.get("out_of_time"):
+            return  # stopped again: the run ends with it still due, its progress carried further
         self.log({**line, "elapsed": self.elapsed, "check_resumed": True, **record}, bar)
         self.window = []  # the line just logged averaged it
         self.save_snapshot()  # stopped again, the run must not repeat the check: it may take hours
@@ -808,9 +828,12 @@ class Trainer:
 
         A run that stops as solved has just scored most of it, error-free, in its solving check:
         the same frozen inputs and the same weights, so those results are reused, at the sizes its
-        confirmations scored (an unsolved run's card gets the quick checks' sizes).
+        confirmations scored (an unsolved run's card gets the quick checks' sizes). So are the
+        clean parts of an unsolved run's check at its last step (one the time budget stopped, or
+        one that failed as the budget or the step limit ran out): the same weights too.
         """
-        config, scored = self.config, self.checks.clean if self.solved else {}
+        config = self.config
+        scored = self.checks.clean if self.checks.last_step == self.step else {}
 
         def result(length: int, suite: str, samples: int) -> EvalResult:
             return scored.get((length, suite, samples)) or evaluate(self.judged, self.task, length, suite, samples)
@@ -841,9 +864,7 @@ class Trainer:
             "seed": self.config.seed,
             "steps": self.step,
             "wall_clock_s": round(self.elapsed, 1),
-            "hardware": torch.cuda.get_device_name()
-            if self.device.type == "cuda"
-            else f"cpu ({torch.get_num_threads()} threads)",
+            "hardware": torch.cuda.get_device_name() if self.device.type == "cuda" else f"cpu ({cpu_threads()})",
             "command": self.command(),
             "world_size": self.dist.world_size,
             "train_lengths": [self.config.curriculum.min_length, self.config.curriculum.max_length],

@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the recipe's, 0)")
     train.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the recipe's)")
     train.add_argument(
-        "--time-budget", type=positive_float, default=None, metavar="SECONDS", help="stop after this much training time"
+        "--time-budget",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this much training time, checks included: a check still going then stops and "
+        "--resume with a larger budget finishes it first",
     )
     train.add_argument(
         "--reach-samples",
