@@ -517,6 +517,7 @@ def test_a_check_the_time_budget_ends_is_finished_first_on_resume(trained_copy, 
     resumed = Trainer(config, tmp_path / "cut", resume=True, progress=False)
     long = resumed.checks.long
     assert resumed.step == 1 and resumed.check_due
+    assert resumed.elapsed == lines[-1]["elapsed"] >= 1e-6  # the time the stopped check took stays spent
     [(part, scored)] = resumed.checks.carried.items()  # the first batch of the first part, kept
     assert part == (long, "random", config.long_eval_samples) and scored.samples == EARLY_EXIT_BATCH
     result = resumed.run()

@@ -161,8 +161,8 @@ def default_recipe(task: str) -> str:
     ``fast`` learns binary addition and the sequence tasks. Beyond binary addition it stalls: on
     bmul it was never reliably error-free at 41 in 12,700 steps, and on qadd and decimal add its
     curriculum stopped at 3-digit operands. ``fast-cdrop`` learned all three at the training length,
-    each sooner than ``dngpu`` (README: learning benchmark); qmul and mul were not tried with any
-    and get it too. ``duplicate`` was solved by ``fast-1d`` and not by ``fast``.
+    each sooner than ``dngpu`` (README: learning benchmark); qmul and mul get it too, though neither
+    has been learned (qmul from bmul's weights stalled at 4-digit operands). ``duplicate`` was solved by ``fast-1d`` and not by ``fast``.
     """
     if isinstance(get_task(task), ArithmeticTask) and task != "badd":
         return "fast-cdrop"

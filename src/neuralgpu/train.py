@@ -705,11 +705,14 @@ class Trainer:
                 signal.signal(number, handler)
 
     def save_interrupted_snapshot(self) -> None:
-        """The snapshot of a stopped run: the state before the check it was stopped in, if any."""
+        """The snapshot of a stopped run: the state before the check it was stopped in, if any,
+        with the time spent so far (a check the budget stopped has used it: a resumed run that
+        counted from before the check would get that time again)."""
         if self.before_check is None:
             self.save_snapshot()
         elif self.run_dir is not None and self.dist.is_main:
-            save_snapshot(self.run_dir / SNAPSHOT_NAME, {**self.before_check, "check_progress": self.checks.progress_state()})
+            stopped = {**self.before_check, "elapsed": self.elapsed, "check_progress": self.checks.progress_state()}
+            save_snapshot(self.run_dir / SNAPSHOT_NAME, stopped)
 
     # --- the loop ---------------------------------------------------------------------------
 
