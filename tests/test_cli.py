@@ -203,6 +203,7 @@ def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_who
     [
         (["solve", "no-such-model", "1+1"], "no model called 'no-such-model'"),
         (["eval", "no-such-model"], "no model called"),
+        (["solve", "kvsort", "3102"], "no shipped model for the task 'kvsort' yet"),
         (["train", "--task", "badd", "--max-steps", "0"], "expected a number >= 1"),
         (["train", "--task", "division"], "invalid choice"),
         (["train", "--task", "badd", "--time-budget", "soon"], "expected a number of seconds"),

@@ -28,7 +28,7 @@ from neuralgpu.checkpoint import (
 from neuralgpu.evaluate import check_fits, predict
 from neuralgpu.model import NeuralGPU
 from neuralgpu.rundir import CONFIG_NAME
-from neuralgpu.tasks import TaskInputError, get_task
+from neuralgpu.tasks import TaskInputError, get_task, task_names
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MEMORY_BUDGET = 2**30  # bytes of activations one forward pass may hold
@@ -52,6 +52,11 @@ def resolve_model(spec: str) -> Path:
     if path.is_file():
         return path
     shipped = ", ".join(pretrained_names()) or "none installed"
+    if spec in task_names():  # a task without a shipped model, such as bmul: say so, and how to get one
+        raise CheckpointError(
+            f"no shipped model for the task {spec!r} yet: "
+            f"train one with `neuralgpu train --task {spec}` and give its run directory, or use a shipped model ({shipped})"
+        )
     raise CheckpointError(f"no model called {spec!r}: give a shipped model ({shipped}), a .safetensors file or a run directory")
 
 
