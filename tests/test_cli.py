@@ -211,6 +211,8 @@ def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_who
         (["train", "--task", "copy", "--reach-samples", "0"], "expected a number >= 1"),
         (["eval", "x", "--lengths", "4,-1"], "expected a number >= 1"),
         (["eval", "reverse", "--extend", "--by-column"], "--by-column sees only the examples scored now"),
+        (["eval", "reverse", "--extra-steps", "5", "--record"], "--extra-steps is a diagnostic"),
+        (["eval", "reverse", "--extra-steps", "-5"], "expected a number >= 0"),
     ],
 )
 def test_bad_arguments_get_one_line_and_no_traceback(args, message):

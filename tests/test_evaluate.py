@@ -344,3 +344,29 @@ def test_glibc_accepts_both_malloc_settings_and_answers_do_not_change():
         np.testing.assert_array_equal(predict(model, batch.inputs, batch.mask), before)
     finally:
         assert release_large_blocks()  # as a checkpointing trainer would set it
+
+
+def test_extra_steps_run_the_model_longer_than_its_input_is_wide():
+    """Padding an example with masked columns runs the model that many more steps: the shipped
+    `copy` holds its answer (a fixed point), the shipped `reverse` reads its answer off at step n."""
+    from neuralgpu.solver import load_model
+
+    samples, length, extra = 16, 20, 10
+    for name, holds in (("copy", True), ("reverse", False)):
+        model, _ = load_model(name)
+        task = get_task(name)
+        result = evaluate(model, task, length, "random", samples, extra_steps=extra)
+        batch = eval_batch(task, length, "random", samples)
+        width = batch.inputs.shape[1]
+        padded = np.pad(batch.inputs, ((0, 0), (0, extra)))  # by hand: the pad token is 0
+        mask = np.pad(batch.mask, ((0, 0), (0, extra)))
+        wrong = (predict(model, padded, mask)[:, :width] != batch.targets) & batch.mask
+        assert result.sequence_errors == int(wrong.any(axis=1).sum()) and result.digit_errors == int(wrong.sum())
+        assert result.extra_steps == extra and result.samples == samples
+        assert evaluate(model, task, length, "random", samples).sequence_errors == 0
+        assert (result.sequence_errors == 0) == holds
+        assert EvalResult.from_json(result.to_json()) == result
+    assert "extra_steps" not in evaluate(model, task, 4, "random", 2).to_json()  # plain results are as before
+    assert "random +10" in format_table([result])
+    with pytest.raises(ValueError, match="continued"):
+        evaluate(model, task, length, "random", samples, extra_steps=extra, after=result)

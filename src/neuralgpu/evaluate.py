@@ -53,6 +53,9 @@ class EvalResult:
     # recorded before this was kept). Where errors begin says what kind of failure it is: a model
     # tied to its training lengths goes wrong from the same column at every longer length.
     first_wrong_column: int | None = None
+    # Masked padding columns added to every example, so the model ran this many more steps than
+    # the example has columns (``evaluate``'s ``extra_steps``): does it hold its answer once done?
+    extra_steps: int = 0
 
     @property
     def sequence_error(self) -> float:
@@ -63,7 +66,7 @@ class EvalResult:
         return self.digit_errors / self.digits if self.digits else 0.0
 
     def to_json(self) -> dict:
-        defaults = {"set_size": 0, "first_wrong_column": None}  # left out at these, as results before them were
+        defaults = {"set_size": 0, "first_wrong_column": None, "extra_steps": 0}  # left out at these, as results before them were
         fields = {name: value for name, value in asdict(self).items() if name not in defaults or value != defaults[name]}
         return {**fields, "sequence_error": self.sequence_error, "digit_error": self.digit_error}
 
@@ -183,6 +186,7 @@ def evaluate(
     on_scored: Callable[[int], object] | None = None,
     after: EvalResult | None = None,
     on_wrong: Callable[[np.ndarray], object] | None = None,
+    extra_steps: int = 0,
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
@@ -194,8 +198,17 @@ def evaluate(
     stands: only the examples past it are scored, and the result counts both. A stop (Ctrl-C,
     SIGTERM) raises ``EvaluationStopped`` carrying the prefix scored so far, so hours of scoring
     can be recorded and continued rather than lost.
+
+    ``extra_steps`` pads every example with that many masked columns: the model runs that many more
+    steps than the example has columns, and is scored on the example's own. A model whose answer
+    is a fixed point keeps it; one that reads its answer off at step n does not (a diagnostic:
+    the checks, the cards and ``continues`` know nothing of it).
     """
-    check_fits(model, task.width(length), memory_budget)  # before generating anything big
+    if extra_steps < 0:
+        raise ValueError(f"extra_steps must be >= 0, got {extra_steps}")
+    if extra_steps and after is not None:
+        raise ValueError("a result with extra steps cannot be continued; evaluate afresh")
+    check_fits(model, task.width(length) + extra_steps, memory_budget)  # before generating anything big
     if after is not None and (after.task, after.length, after.suite) != (task.name, length, suite):
         raise ValueError(f"cannot continue {after.task} {after.suite} at {after.length} with {task.name} {suite} at {length}")
     if after is not None and not continues(task, length, suite, after, samples):
@@ -208,9 +221,10 @@ def evaluate(
     # The result so far, replaced whole after each batch: a stop landing anywhere in a batch
     # leaves it as it was after the last one, never with half a batch counted.
     scored = after if after is not None else EvalResult(task.name, length, suite, 0, 0, 0, 0, set_size=samples)
+    scored = replace(scored, extra_steps=extra_steps)
     if stop_at_error and scored.sequence_errors:
         return scored
-    batch = eval_batch(task, length, suite, samples)
+    batch = with_extra_steps(eval_batch(task, length, suite, samples), extra_steps)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
     first = scored.samples
     try:
@@ -224,7 +238,7 @@ def evaluate(
                 wrong = wrong_symbols(part, predicted)  # (B, n): scored once, for the result and on_wrong
                 scored = with_batch(scored, wrong, part.mask, samples)
                 if on_wrong is not None:
-                    on_wrong(wrong)
+                    on_wrong(wrong[:, : wrong.shape[1] - extra_steps])  # the example's own columns
                 if on_scored is not None:
                     on_scored(len(predicted))
                 if stop_at_error and scored.sequence_errors:
@@ -232,6 +246,15 @@ def evaluate(
     except KeyboardInterrupt:
         raise EvaluationStopped([scored]) from None
     return scored
+
+
+def with_extra_steps(batch: Batch, extra_steps: int) -> Batch:
+    """``batch`` with ``extra_steps`` padding columns on the right: masked, so never scored, and
+    the model, which takes as many steps as its input is wide, runs that many more."""
+    if not extra_steps:
+        return batch
+    padding = ((0, 0), (0, extra_steps))
+    return Batch(np.pad(batch.inputs, padding), np.pad(batch.targets, padding))
 
 
 def with_batch(scored: EvalResult, wrong: np.ndarray, mask: np.ndarray, set_size: int) -> EvalResult:
@@ -284,6 +307,7 @@ def evaluate_suites(
     earlier: dict[tuple[int, str], EvalResult] | None = None,
     memory_budget: int = 2**30,
     on_wrong: Callable[[int, str, np.ndarray], object] | None = None,
+    extra_steps: int = 0,
 ) -> list[EvalResult]:
     """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal.
 
@@ -301,7 +325,18 @@ def evaluate_suites(
             try:
                 seen = None if on_wrong is None else functools.partial(on_wrong, length, suite)
                 results.append(
-                    evaluate(model, task, length, suite, samples, memory_budget, on_scored=bar.update, after=after, on_wrong=seen)
+                    evaluate(
+                        model,
+                        task,
+                        length,
+                        suite,
+                        samples,
+                        memory_budget,
+                        on_scored=bar.update,
+                        after=after,
+                        on_wrong=seen,
+                        extra_steps=extra_steps,
+                    )
                 )
             except EvaluationStopped as stop:
                 raise EvaluationStopped(results + stop.results) from None
@@ -317,8 +352,9 @@ def format_table(results: list[EvalResult]) -> str:
     lines = [header, "-" * len(header)]
     for result in results:
         column = "-" if result.first_wrong_column is None else str(result.first_wrong_column)
+        suite = f"{result.suite} +{result.extra_steps}" if result.extra_steps else result.suite  # run longer: say so
         lines.append(
-            f"{result.task:<{task_width}} {result.length:>7} {result.suite:<13} {result.samples:>7} "
+            f"{result.task:<{task_width}} {result.length:>7} {suite:<13} {result.samples:>7} "
             f"{result.sequence_error:>9.2%} {result.digit_error:>10.4%} {column:>8}"
         )
     named = [

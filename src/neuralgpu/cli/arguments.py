@@ -19,18 +19,22 @@ class CommandError(Exception):
         self.status = status
 
 
-def positive_int(text: str) -> int:
+def whole_number_at_least(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected a number >= {least}, got {value}")
     return value
 
 
+def positive_int(text: str) -> int:
+    return whole_number_at_least(text, 1)
+
+
 def non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else positive_int(text)
+    return whole_number_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:

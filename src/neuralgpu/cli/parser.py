@@ -189,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         "examples (--json: a wrong_by_column count per column). Errors in a band of columns that grows with the "
         "width, the ends right, are a model tied to its training lengths; scattered ones, rare inputs",
     )
+    evaluate.add_argument(
+        "--extra-steps",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="pad every example with N masked columns, so the model runs N more steps than the example has columns, "
+        "and score it on its own: does the model hold its answer once done? (a diagnostic: not with --record or "
+        "--extend, which would put it on the card as an ordinary evaluation)",
+    )
     evaluate.set_defaults(run=cmd_eval)
 
     solve = commands.add_parser(

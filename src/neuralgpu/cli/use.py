@@ -200,6 +200,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     refuse_compile_without_a_compiler(args)
     if args.by_column and args.extend:
         raise CommandError("--by-column sees only the examples scored now, not those --extend takes from the card; use one")
+    if args.extra_steps and (args.record or args.extend):
+        raise CommandError(
+            "--extra-steps is a diagnostic and is not recorded on a card: drop --record/--extend, or --extra-steps"
+        )
     solver = load_model(args.model, device=resolve_device_name(args.device))
     if (args.record or args.extend) and "snapshot_step" in solver.card:
         raise CommandError(
@@ -223,7 +227,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         with terminated_as_interrupted():
             results = evaluate_suites(
-                solver.model, task, args.lengths, suites, args.samples, progress=True, earlier=earlier, on_wrong=on_wrong
+                solver.model,
+                task,
+                args.lengths,
+                suites,
+                args.samples,
+                progress=True,
+                earlier=earlier,
+                on_wrong=on_wrong,
+                extra_steps=args.extra_steps,
             )
     except EvaluationStopped as stop:
         results, stopped = stop.results, True
