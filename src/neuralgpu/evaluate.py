@@ -220,8 +220,12 @@ def evaluate(
         return after  # nothing left to score
     # The result so far, replaced whole after each batch: a stop landing anywhere in a batch
     # leaves it as it was after the last one, never with half a batch counted.
-    scored = after if after is not None else EvalResult(task.name, length, suite, 0, 0, 0, 0, set_size=samples)
-    scored = replace(scored, extra_steps=extra_steps)
+    # (A result with extra steps is never continued: ``after`` and ``extra_steps`` are refused together above.)
+    scored = (
+        after
+        if after is not None
+        else EvalResult(task.name, length, suite, 0, 0, 0, 0, set_size=samples, extra_steps=extra_steps)
+    )
     if stop_at_error and scored.sequence_errors:
         return scored
     batch = with_extra_steps(eval_batch(task, length, suite, samples), extra_steps)
