@@ -234,7 +234,7 @@ def test_a_solved_run_puts_its_solving_check_on_the_card_without_scoring_it_agai
         assert row == evaluate(checker.model, checker.task, row.length, row.suite, row.samples)
 
 
-def test_an_unsolved_run_puts_what_its_last_check_scored_clean_on_the_card(trained_copy, monkeypatch):
+def test_an_unsolved_run_puts_what_its_last_check_scored_clean_on_the_card(trained_copy, monkeypatch, capsys):
     """A run that ends right after a check (the time budget stopped it, or it failed as the budget
     ran out) has those weights' clean parts already: at 50x on a CPU, minutes not to spend again."""
     _, trainer = trained_copy
@@ -264,8 +264,14 @@ def test_an_unsolved_run_puts_what_its_last_check_scored_clean_on_the_card(train
         return evaluate(model, task, length, suite, *args, **kwargs)
 
     monkeypatch.setattr(neuralgpu.train, "evaluate", counting)
+    checker.progress = None  # as on the command line: what is left is announced
+    capsys.readouterr()
     card = checker.final_evaluation()
     suites = checker.checks.judged_suites()
+    lengths = f"{config.curriculum.max_length}, {long}, {reach}"
+    announced = f"scoring the release's card: {3 * len(suites) - 2} of its {3 * len(suites)} parts, at lengths {lengths}"
+    assert announced in capsys.readouterr().err
+    assert len(checker.checks.clean) == 2  # the check's own record is left as it was
     assert sorted(scored_again) == sorted(
         [(config.curriculum.max_length, suite) for suite in suites]
         + [(length, suite) for length in (long, reach) for suite in suites[1:]]

@@ -833,13 +833,11 @@ class Trainer:
         the same frozen inputs and the same weights, so those results are reused, at the sizes its
         confirmations scored (an unsolved run's card gets the quick checks' sizes). So are the
         clean parts of an unsolved run's check at its last step (one the time budget stopped, or
-        one that failed as the budget or the step limit ran out): the same weights too.
+        one that failed as the budget or the step limit ran out): the same weights too. What is left
+        to score is announced and shows a progress bar on a terminal.
         """
         config = self.config
-        scored = self.checks.clean if self.checks.last_step == self.step else {}
-
-        def result(length: int, suite: str, samples: int) -> EvalResult:
-            return scored.get((length, suite, samples)) or evaluate(self.judged, self.task, length, suite, samples)
+        scored = dict(self.checks.clean) if self.checks.last_step == self.step else {}
 
         def size(quick: int, confirmation: int) -> int:
             # A solved run's confirmation is on the card as it was scored. An unsolved one gets the
@@ -848,13 +846,28 @@ class Trainer:
             return max(quick, confirmation) if self.solved else quick
 
         long_samples = size(config.long_eval_samples, config.confirm_samples)  # every suite at 10x
-        lengths = [*zip(self.eval_lengths, (config.eval_samples, long_samples))]
-        results = [result(length, suite, samples) for length, samples in lengths for suite in self.checks.judged_suites()]
+        suites = self.checks.judged_suites()
+        parts = [
+            (length, suite, samples)
+            for length, samples in zip(self.eval_lengths, (config.eval_samples, long_samples))
+            for suite in suites
+        ]
         if self.reach_length is not None:
             confirmed = size(config.reach_samples, config.reach_confirm_samples)  # random inputs only
-            for suite in self.checks.judged_suites():
-                results.append(result(self.reach_length, suite, confirmed if suite == "random" else config.reach_samples))
-        return results
+            parts += [(self.reach_length, suite, confirmed if suite == "random" else config.reach_samples) for suite in suites]
+        due = [part for part in parts if part not in scored]
+        quiet = True if self.progress is False else None  # None: quiet when not on a terminal
+        if due and not quiet:
+            # At the reach length this is minutes on a CPU, after the budget: say so, and show it go.
+            lengths = ", ".join(str(length) for length in sorted({length for length, _, _ in due}))
+            print(f"scoring the release's card: {len(due)} of its {len(parts)} parts, at lengths {lengths}", file=sys.stderr)
+        with tqdm(
+            total=sum(samples for _, _, samples in due), disable=quiet, unit="example", dynamic_ncols=True, leave=False
+        ) as bar:
+            for length, suite, samples in due:
+                bar.set_description(f"card: length {length} {suite}")
+                scored[length, suite, samples] = evaluate(self.judged, self.task, length, suite, samples, on_scored=bar.update)
+        return [scored[part] for part in parts]
 
     def command(self) -> str:
         """The `neuralgpu train` command line that reproduces this run's configuration."""

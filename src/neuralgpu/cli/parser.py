@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="stop after this much training time, checks included: a check still going then stops and "
-        "--resume with a larger budget finishes it first",
+        "--resume with a larger budget finishes it first; then the release's card is scored (minutes at 50x on a CPU, "
+        "with a progress bar)",
     )
     train.add_argument(
         "--reach-samples",
