@@ -1,6 +1,7 @@
 """Training for real: a task is learned and generalises; noise, relaxation, resume, rollback."""
 
 import json
+import re
 import shutil
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ import neuralgpu.model
 import neuralgpu.train
 from neuralgpu.batches import draw_batch, draw_padded_batch
 from neuralgpu.checkpoint import BEST_NAME, RELEASE_NAME, SNAPSHOT_NAME, load_release, load_snapshot, read_card, save_snapshot
+from neuralgpu.checks import TRAINING_COST, run_work
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.evaluate import EARLY_EXIT_BATCH, evaluate
 from neuralgpu.recipes import build_config
@@ -130,6 +132,45 @@ def test_bins_filled_below_hold_every_length_above_the_previous_bin_and_a_share_
     shorter = Curriculum(replace(curriculum.config, bin_shorter_share=0.25)).example_lengths(16, 4000, rng)
     assert set(shorter) == set(range(3, 17)) and 0.2 < np.mean(shorter <= 12) < 0.3
     assert Curriculum(replace(curriculum.config, bin_fill="exact")).example_lengths(12, 8, rng) is None
+
+
+def test_curriculum_padding_widens_its_share_of_batches_and_draws_nothing_when_off():
+    config = CurriculumConfig(start=10, max_length=20)
+    rng = np.random.default_rng(0)
+    assert Curriculum(config).width(10, rng) == 10
+    assert rng.random() == np.random.default_rng(0).random()  # off, it drew nothing: old runs stay the same
+    assert Curriculum(replace(config, pad_share=1.0, pad_factor=2.5)).width(9, rng) == 23
+    widths = [Curriculum(replace(config, pad_share=0.25)).width(10, rng) for _ in range(4000)]
+    assert set(widths) == {10, 20} and 0.22 < widths.count(20) / 4000 < 0.28
+    for wrong, message in [
+        ({"pad_share": 1.5}, "pad_share must be in"),
+        ({"pad_factor": 0.5}, "pad_factor must be >= 1"),
+        ({"pad_share": 0.5, "mode": "bins", "bins": (20,)}, "bin_fill='below'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            replace(config, **wrong)
+
+
+def test_a_padded_curriculum_batch_trains_its_examples_in_masked_wider_columns():
+    base = build_config("copy", "tiny", max_steps=1)
+    config = replace(base, curriculum=replace(base.curriculum, pad_share=1.0, pad_factor=2.0))
+    trainer = Trainer(config, None, progress=False)
+    seen = []
+
+    def recording(inputs, mask):
+        seen.append((inputs.clone(), mask.clone()))
+        return trainer.model(inputs, mask)
+
+    trainer.network = recording
+    trainer.train_step()
+    (inputs, mask), length = seen[0], trainer.curriculum.current
+    drawn = int(mask.sum(dim=1).max())
+    assert (mask.sum(dim=1) == drawn).all()  # every example of the one length drawn
+    assert config.curriculum.min_length <= drawn <= config.curriculum.max_length
+    assert tuple(inputs.shape) == (config.batch_size, 2 * drawn)
+    assert not inputs[:, drawn:].any() and not mask[:, drawn:].any()  # padding, masked
+    assert trainer.train_work == TRAINING_COST * run_work(config.batch_size, 2 * drawn)
+    assert trainer.curriculum.examples == (config.batch_size if drawn <= length else 0)  # tallied at its own length
 
 
 def test_a_padded_bin_batch_holds_right_answers_of_every_drawn_length_padded_to_the_bin():

@@ -470,10 +470,13 @@ class Trainer:
         for index, length in enumerate(lengths):
             last = index == len(lengths) - 1
             example_lengths = self.curriculum.example_lengths(length, config.batch_size, self.rng)
-            if example_lengths is None:
+            width = self.curriculum.width(length, self.length_rng)  # every rank pads alike
+            if example_lengths is None and width == length:
                 batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
             else:
-                batch = draw_padded_batch(self.task, example_lengths, length, self.rng, config.hard_share)
+                if example_lengths is None:
+                    example_lengths = np.full(config.batch_size, length)
+                batch = draw_padded_batch(self.task, example_lengths, width, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
             self.train_work += TRAINING_COST * run_work(*inputs.shape)
             # Under DDP, gradients are averaged once, in the last backward of the step.
