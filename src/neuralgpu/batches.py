@@ -26,10 +26,17 @@ def draw_batch(task: Task, batch_size: int, length: int, rng: np.random.Generato
 def draw_padded_batch(task: Task, lengths: np.ndarray, width: int, rng: np.random.Generator, hard_share: float) -> Batch:
     """Examples of the given lengths (each group drawn as ``draw_batch`` draws it), padded to ``width``
     columns: the padding is masked, so a shorter example runs more steps than it has columns."""
-    inputs, targets = [], []
-    for length, count in zip(*np.unique(lengths, return_counts=True)):
-        part = draw_batch(task, int(count), int(length), rng, hard_share)
-        padding = ((0, 0), (0, width - part.inputs.shape[1]))
-        inputs.append(np.pad(part.inputs, padding))
-        targets.append(np.pad(part.targets, padding))
-    return Batch(np.concatenate(inputs), np.concatenate(targets))
+    parts = [
+        padded_to(draw_batch(task, int(count), int(length), rng, hard_share), width)
+        for length, count in zip(*np.unique(lengths, return_counts=True))
+    ]
+    return Batch(np.concatenate([part.inputs for part in parts]), np.concatenate([part.targets for part in parts]))
+
+
+def padded_to(batch: Batch, width: int) -> Batch:
+    """``batch`` with blank columns on the right up to ``width``: masked, so never scored, while the
+    model, which takes as many steps as its input is wide, runs through them."""
+    if width == batch.inputs.shape[1]:
+        return batch
+    padding = ((0, 0), (0, width - batch.inputs.shape[1]))
+    return Batch(np.pad(batch.inputs, padding), np.pad(batch.targets, padding))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from neuralgpu.batches import padded_to
 from neuralgpu.model import NeuralGPU
 from neuralgpu.tasks import Batch, Task, stable_seed
 
@@ -228,7 +229,8 @@ def evaluate(
     )
     if stop_at_error and scored.sequence_errors:
         return scored
-    batch = with_extra_steps(eval_batch(task, length, suite, samples), extra_steps)
+    batch = eval_batch(task, length, suite, samples)
+    batch = padded_to(batch, batch.inputs.shape[1] + extra_steps)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
     first = scored.samples
     try:
@@ -250,15 +252,6 @@ def evaluate(
     except KeyboardInterrupt:
         raise EvaluationStopped([scored]) from None
     return scored
-
-
-def with_extra_steps(batch: Batch, extra_steps: int) -> Batch:
-    """``batch`` with ``extra_steps`` padding columns on the right: masked, so never scored, and
-    the model, which takes as many steps as its input is wide, runs that many more."""
-    if not extra_steps:
-        return batch
-    padding = ((0, 0), (0, extra_steps))
-    return Batch(np.pad(batch.inputs, padding), np.pad(batch.targets, padding))
 
 
 def with_batch(scored: EvalResult, wrong: np.ndarray, mask: np.ndarray, set_size: int) -> EvalResult:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from neuralgpu.batches import draw_batch, draw_padded_batch
+from neuralgpu.batches import draw_batch, draw_padded_batch, padded_to
 from neuralgpu.checkpoint import (
     BEST_NAME,
     FORMAT,
@@ -471,12 +471,10 @@ class Trainer:
             last = index == len(lengths) - 1
             example_lengths = self.curriculum.example_lengths(length, config.batch_size, self.rng)
             width = self.curriculum.width(length, self.length_rng)  # every rank pads alike
-            if example_lengths is None and width == length:
-                batch = draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share)
+            if example_lengths is None:
+                batch = padded_to(draw_batch(self.task, config.batch_size, length, self.rng, config.hard_share), width)
             else:
-                if example_lengths is None:
-                    example_lengths = np.full(config.batch_size, length)
-                batch = draw_padded_batch(self.task, example_lengths, width, self.rng, config.hard_share)
+                batch = draw_padded_batch(self.task, example_lengths, length, self.rng, config.hard_share)
             inputs, targets, mask = self._tensors(batch)
             self.train_work += TRAINING_COST * run_work(*inputs.shape)
             # Under DDP, gradients are averaged once, in the last backward of the step.
@@ -726,15 +724,19 @@ class Trainer:
             task = f" {record['task']}" if "task" in record else ""
             bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})")
 
+    @property
+    def quiet(self) -> bool | None:
+        """tqdm's ``disable`` for the trainer's bars and lines: on when asked (``progress=False``) and
+        on every rank but the first; None: quiet when not on a terminal."""
+        return True if self.progress is False or not self.dist.is_main else None
+
     def out_of_budget(self) -> bool:
         budget = self.config.time_budget
         return self.step >= self.config.max_steps or (budget is not None and self.elapsed >= budget)
 
     def run(self) -> TrainResult:
         config = self.config
-        quiet = True if self.progress is False else None  # None: tqdm stays quiet when not on a terminal
-        quiet = True if not self.dist.is_main else quiet
-        bar = tqdm(total=config.max_steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.max_steps, initial=self.step, disable=self.quiet, unit="step", dynamic_ncols=True)
         with self._stopped_by_signals():
             try:
                 if self.check_due:  # the last run was stopped during this step's check
@@ -859,7 +861,7 @@ class Trainer:
             confirmed = size(config.reach_samples, config.reach_confirm_samples)  # random inputs only
             parts += [(self.reach_length, suite, confirmed if suite == "random" else config.reach_samples) for suite in suites]
         due = [part for part in parts if part not in scored]
-        quiet = True if self.progress is False else None  # None: quiet when not on a terminal
+        quiet = self.quiet
         if due and not quiet:
             # At the reach length this is minutes on a CPU, after the budget: say so, and show it go.
             lengths = ", ".join(str(length) for length in sorted({length for length, _, _ in due}))
