@@ -134,7 +134,7 @@ def test_bins_filled_below_hold_every_length_above_the_previous_bin_and_a_share_
     assert Curriculum(replace(curriculum.config, bin_fill="exact")).example_lengths(12, 8, rng) is None
 
 
-def test_curriculum_padding_widens_its_share_of_batches_and_draws_nothing_when_off():
+def test_curriculum_padding_widens_its_share_of_batches_and_draws_nothing_when_off_or_waiting():
     config = CurriculumConfig(start=10, max_length=20)
     rng = np.random.default_rng(0)
     assert Curriculum(config).width(10, rng) == 10
@@ -142,7 +142,14 @@ def test_curriculum_padding_widens_its_share_of_batches_and_draws_nothing_when_o
     assert Curriculum(replace(config, pad_share=1.0, pad_factor=2.5)).width(9, rng) == 23
     widths = [Curriculum(replace(config, pad_share=0.25)).width(10, rng) for _ in range(4000)]
     assert set(widths) == {10, 20} and 0.22 < widths.count(20) / 4000 < 0.28
+    # pad_at_max: nothing padded, and nothing drawn, until the curriculum tops out.
+    waiting, rng = Curriculum(replace(config, pad_share=1.0, pad_at_max=True)), np.random.default_rng(1)
+    assert waiting.width(10, rng) == 10
+    assert rng.random() == np.random.default_rng(1).random()
+    waiting.current = config.max_length
+    assert waiting.width(10, rng) == 20
     for wrong, message in [
+        ({"pad_at_max": True}, "set pad_share above 0"),
         ({"pad_share": 1.5}, "pad_share must be in"),
         ({"pad_factor": 0.5}, "pad_factor must be >= 1"),
         ({"pad_share": 0.5, "mode": "bins", "bins": (20,)}, "bin_fill='below'"),
