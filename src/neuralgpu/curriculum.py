@@ -44,9 +44,9 @@ class CurriculumConfig:
     # training with extra steps).
     pad_share: float = 0.0
     pad_factor: float = 2.0
-    # Pad only once the curriculum has reached max_length, as a finishing stage: on badd models
-    # already at 41, padding held their answers where plain fine-tuning did not, while padding
-    # from the start moved when two seeds reached 41 (one later, one sooner; README: Learning).
+    # Pad only once the curriculum has reached max_length, as a finishing stage inside one run:
+    # on badd models already at 41, padding held their answers where plain fine-tuning did not.
+    # From scratch this way it solved neither of two seeds fast leaves unsolved (README: Learning).
     pad_at_max: bool = False
 
     def __post_init__(self) -> None:
