@@ -78,7 +78,9 @@ CLAIM_100X = [model.name for model in shipped_models() if claims_hundredfold(mod
 
 
 def test_the_models_that_reached_100x_still_claim_it():
-    expected = {"badd", "copy", "duplicate", "incr", "left-shift", "rev2", "reverse", "right-shift", "sort"}
+    # badd was clean on 8 of each suite and 64 random inputs at 4,001, then its card's 1,024 random
+    # set found input 415 wrong (1 of the first 433): it claims 50x now (README: Shipped models).
+    expected = {"copy", "duplicate", "incr", "left-shift", "rev2", "reverse", "right-shift", "sort"}
     assert expected <= set(CLAIM_100X), CLAIM_100X
 
 
