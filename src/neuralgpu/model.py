@@ -12,6 +12,7 @@ The model reads tokens and a column mask, nothing else: it knows no task notatio
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
@@ -312,20 +313,26 @@ class NeuralGPU(nn.Module):
         return state[:, :, 0, :].transpose(1, 2) @ self.output_weight.T + self.output_bias
 
     @torch.no_grad()
-    def trace(self, tokens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The mental image: states (n + 1, B, m, h, n) before and after every step, and the logits.
-
-        Runs as in evaluation (no dropout); the last state is the one the logits are read from.
-        """
+    def states(self, tokens: Tensor, mask: Tensor | None = None) -> Iterator[Tensor]:
+        """The state (B, m, h, n) before the first step and after each of the n steps, one at a
+        time, as in evaluation (no dropout): a caller that reads each and lets it go holds one."""
         if mask is None:
             mask = tokens != 0
         column_mask = mask[:, None, None, :].to(self.embedding.dtype)
         state = self.embed(tokens, column_mask)
-        states = [state]
+        yield state
         for t in range(tokens.shape[1]):
             state, _ = self.step(state, column_mask, t % self.config.copies, 0.0)
-            states.append(state)
-        return torch.stack(states), self.read_out(state)
+            yield state
+
+    def trace(self, tokens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The mental image: states (n + 1, B, m, h, n) before and after every step, and the logits.
+
+        The last state is the one the logits are read from.
+        """
+        states = torch.stack(list(self.states(tokens, mask)))
+        with torch.no_grad():
+            return states, self.read_out(states[-1])
 
     # --- the parameter-sharing relaxation --------------------------------------------------
 

@@ -88,16 +88,25 @@ def frame_steps(steps: int, count: int) -> list[int]:
     return sorted({round(value) for value in np.linspace(0, steps, min(count, steps + 1))})
 
 
-def _label_columns(axes, image: MentalImage, top: bool, bottom: bool) -> None:
-    columns = np.arange(len(image.input_symbols))
+def label_columns(axes, input_symbols: list[str], output_symbols: list[str], top: bool, bottom: bool) -> None:
+    """Input symbols over the columns, output symbols under them; no row ticks."""
+    columns = np.arange(len(input_symbols))
     axes.set_yticks([])
     axes.set_xticks(columns if bottom else [])
     if bottom:
-        axes.set_xticklabels(image.output_symbols, fontsize=7, family="monospace")
+        axes.set_xticklabels(output_symbols, fontsize=7, family="monospace")
     if top:
         twin = axes.secondary_xaxis("top")
         twin.set_xticks(columns)
-        twin.set_xticklabels(image.input_symbols, fontsize=7, family="monospace")
+        twin.set_xticklabels(input_symbols, fontsize=7, family="monospace")
+
+
+def label_steps(axes, steps: int) -> None:
+    """About twelve step numbers down the side of a picture with a row per step."""
+    rows = frame_steps(steps, 12)
+    axes.set_yticks(rows)
+    axes.set_yticklabels([str(step) for step in rows], fontsize=7)
+    axes.set_ylabel("step")
 
 
 def render_space_time(image: MentalImage, path: Path, title: str = "") -> None:
@@ -107,11 +116,8 @@ def render_space_time(image: MentalImage, path: Path, title: str = "") -> None:
     width = len(image.input_symbols)
     figure, axes = plt.subplots(figsize=(max(4.0, 0.2 * width + 1.5), max(3.0, 0.12 * image.steps + 1.5)))
     axes.imshow(image.frames[:, 0], aspect="auto", interpolation="nearest")
-    _label_columns(axes, image, top=True, bottom=True)
-    rows = frame_steps(image.steps, 12)
-    axes.set_yticks(rows)
-    axes.set_yticklabels([str(step) for step in rows], fontsize=7)
-    axes.set_ylabel("step")
+    label_columns(axes, image.input_symbols, image.output_symbols, top=True, bottom=True)
+    label_steps(axes, image.steps)
     axes.set_title(title or f"answer {image.answer}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -140,7 +146,7 @@ def render_png(image: MentalImage, path: Path, frames: int = 12, title: str = ""
         step = chosen[panel]
         axes_.imshow(image.frames[step], aspect="auto", interpolation="nearest")
         axes_.set_title(f"step {step}", fontsize=8, loc="left")
-        _label_columns(axes_, image, top=True, bottom=True)
+        label_columns(axes_, image.input_symbols, image.output_symbols, top=True, bottom=True)
     figure.suptitle(title or f"answer {image.answer}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -156,7 +162,7 @@ def render_gif(image: MentalImage, path: Path, frames: int = 200, fps: int = 8, 
     width = len(image.input_symbols)
     figure, axes = plt.subplots(figsize=(max(4.0, 0.14 * width), 2.2))
     picture = axes.imshow(image.frames[0], aspect="auto", interpolation="nearest")
-    _label_columns(axes, image, top=True, bottom=True)
+    label_columns(axes, image.input_symbols, image.output_symbols, top=True, bottom=True)
     caption = axes.set_title("", fontsize=9, loc="left")
     figure.tight_layout()
 

@@ -259,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--frames", type=positive_int, default=None, help="how many steps to draw (default 12 for PNG, 200 for GIF)"
     )
+    show.add_argument(
+        "--settle",
+        action="store_true",
+        help="draw, instead of the state, the answer read after every step: a row per step, light where a column "
+        "already shows the symbol it ends with, and print when every column was final (how many steps the model had to "
+        "spare) and which settled last. FILE must be a .png; inputs up to 16,001 columns",
+    )
     show.set_defaults(run=cmd_show)
 
     plot = commands.add_parser(

@@ -287,6 +287,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from neuralgpu.show import mental_image, render
 
     solver = load_model(args.model)
+    if args.settle:
+        from neuralgpu.settle import check_picture_path, render_settling, settling
+
+        check_picture_path(args.out)
+        record = settling(solver, args.expr)
+        render_settling(record, args.out, title=f"{solver.card['task']}, {len(record.input_symbols)} columns\n{record.summary()}")
+        print(f"{record.summary()}; drawn to {args.out}")
+        return 0
     image = mental_image(solver, args.expr)
     render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
     print(f"{args.expr} = {image.answer}; {image.steps} steps drawn to {args.out}")
