@@ -24,10 +24,13 @@ def test_settled_at_is_the_first_step_of_the_final_symbol():
         ],
         dtype=np.uint8,
     )
-    record = Settling(readings, list("abcd"), answer="", right=True)
+    record = Settling(readings, list("abcd"), answer_width=4, answer="", right=True)
     # Column 0 never changed; column 1 went back to its first symbol at step 2; column 2 at step 3.
     assert record.settled_at().tolist() == [0, 2, 3, 0]
     assert "final from step 3 of 3 (0 to spare)" in record.summary() and "column 2" in record.summary()
+    # Only the answer's columns count: without column 2 the answer was final at step 2.
+    narrower = Settling(readings, list("abcd"), answer_width=2, answer="", right=True)
+    assert narrower.settled_at().tolist() == [0, 2] and "final from step 2 of 3 (1 to spare)" in narrower.summary()
 
 
 def test_the_last_reading_is_the_models_answer():
@@ -39,7 +42,7 @@ def test_the_last_reading_is_the_models_answer():
     assert record.readings[-1].tolist() == answer_tokens.tolist()
     assert record.answer == solver.solve([SUM])[0] == solver.task.oracle(SUM)
     assert record.right and record.summary().startswith("answer right")
-    assert 0 < record.settled_at().max() <= tokens.shape[1]
+    assert record.answer_width == 11 and 0 < record.settled_at().max() <= tokens.shape[1]
 
 
 def test_a_wrong_answer_is_called_wrong():

@@ -1,12 +1,13 @@
 """When each answer symbol settles: the model's answer read after every step of one computation.
 
 The answer is read from the state after the n-th step, but every state can be read the same way.
-Read after each step, every output column has a step from which its symbol no longer changes: the
-step it settled. How the columns settle shows how a model computes, and how many steps it has to
-spare. The shipped ``badd`` model, on a 4,001-wide sum, settles column c at about step 2,000 + c:
-it moves the second operand 2,000 columns under the first, then ripples the carry up a column a
-step, so its last columns settle at the very last step. A column that settles long after its
-neighbours changed its mind late (README: See it compute).
+Read after each step, every answer column has a step from which its symbol no longer changes: the
+step it settled. How the columns settle shows how a model computes and how many steps it has to
+spare. A 3-wide kernel moves information at most one column a step, so on a 4,001-wide sum nothing
+can settle before step ~2,000, when the second operand's lowest digit (column 2,001) can have
+reached column 0; the shipped ``badd`` model then settles column c at about step 2,000 + c, a
+column a step like a ripple carry, and its last column at the very last step. A column that
+settles long after its neighbours changed its mind late (README: See it compute).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Settling:
 
     readings: np.ndarray  # (n + 1, n) output tokens: before the first step, then after each
     input_symbols: list[str]
+    answer_width: int  # the leading columns that hold the answer; the others are scored as blank
     answer: str  # the task's notation, read after the last step
     right: bool  # the answer equals the oracle's
 
@@ -40,8 +42,9 @@ class Settling:
         return len(self.readings) - 1
 
     def settled_at(self) -> np.ndarray:
-        """Per column, the first step from which its symbol is the one it ends with (0: never changed)."""
-        differs = self.readings != self.readings[-1]
+        """Per answer column, the first step from which its symbol is the one it ends with (0: never changed)."""
+        answer = self.readings[:, : self.answer_width]
+        differs = answer != answer[-1]
         last_different = len(differs) - 1 - np.argmax(differs[::-1], axis=0)
         return np.where(differs.any(axis=0), last_different + 1, 0)
 
@@ -73,7 +76,8 @@ def settling(solver: Solver, text: str) -> Settling:
         for step, state in enumerate(tqdm(states, total=width + 1, unit="step", disable=None, leave=False)):
             readings[step] = solver.model.read_out(state)[0].argmax(-1).cpu().numpy()
     answer = solver.task.answer_text(readings[-1].astype(np.int64), width)
-    return Settling(readings, symbols_of(tokens), answer, answer == solver.task.oracle(text))
+    right = answer == solver.task.oracle(text)
+    return Settling(readings, symbols_of(tokens), solver.task.output_width(width), answer, right)
 
 
 def check_picture_path(path: Path) -> None:
@@ -84,20 +88,21 @@ def check_picture_path(path: Path) -> None:
 
 
 def render_settling(record: Settling, path: Path, title: str = "") -> None:
-    """A picture, a row per step (step 0 on top): light where a column already shows the symbol it
-    ends with, dark before; a red line marks each column's settling step."""
+    """A picture of the answer columns, a row per step (step 0 on top): light where a column already
+    shows the symbol it ends with, dark before; a red line marks each column's settling step."""
     check_picture_path(path)
     import matplotlib.pyplot as plt
 
-    width = record.readings.shape[1]
-    final = record.readings == record.readings[-1]
+    width = record.answer_width
+    answer = record.readings[:, :width]
+    final = answer == answer[-1]
     figure, axes = plt.subplots(figsize=(min(12.0, max(4.0, 0.2 * width + 1.5)), min(9.0, max(3.0, 0.12 * record.steps + 1.5))))
     axes.imshow(final, aspect="auto", interpolation="nearest", cmap="gray", vmin=-0.5, vmax=1.0)
     axes.plot(np.arange(width), record.settled_at() - 0.5, color="red", linewidth=0.8)
     if width <= 64:  # symbols stay readable
-        label_columns(axes, record.input_symbols, symbols_of(record.readings[-1]), top=True, bottom=True)
+        label_columns(axes, record.input_symbols[:width], symbols_of(answer[-1]), top=True, bottom=True)
     else:
-        axes.set_xlabel("output column")
+        axes.set_xlabel("answer column")
     label_steps(axes, record.steps)
     axes.set_title(title or record.summary(), fontsize=9)
     figure.tight_layout()
