@@ -325,14 +325,14 @@ class NeuralGPU(nn.Module):
             state, _ = self.step(state, column_mask, t % self.config.copies, 0.0)
             yield state
 
+    @torch.no_grad()
     def trace(self, tokens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The mental image: states (n + 1, B, m, h, n) before and after every step, and the logits.
 
         The last state is the one the logits are read from.
         """
         states = torch.stack(list(self.states(tokens, mask)))
-        with torch.no_grad():
-            return states, self.read_out(states[-1])
+        return states, self.read_out(states[-1])
 
     # --- the parameter-sharing relaxation --------------------------------------------------
 

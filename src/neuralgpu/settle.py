@@ -23,7 +23,7 @@ from neuralgpu.evaluate import check_fits
 from neuralgpu.show import label_columns, label_steps, symbols_of, use_headless_matplotlib
 from neuralgpu.solver import Solver
 
-# The record is (n + 1) x n symbols, a byte each: 256 MB at this width, and the run n^2 cell updates.
+# The record is (n + 1) x n symbols, a byte each: 256 MB at this width, for a run of n^2 cell updates.
 MAX_SETTLE_WIDTH = 16_001
 
 

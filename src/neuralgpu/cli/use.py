@@ -292,8 +292,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         check_picture_path(args.out)
         record = settling(solver, args.expr)
-        render_settling(record, args.out, title=f"{solver.card['task']}, {len(record.input_symbols)} columns\n{record.summary()}")
-        print(f"{record.summary()}; drawn to {args.out}")
+        summary = record.summary()
+        render_settling(record, args.out, title=f"{solver.card['task']}, {len(record.input_symbols)} columns\n{summary}")
+        print(f"{summary}; drawn to {args.out}")
         return 0
     image = mental_image(solver, args.expr)
     render(image, args.out, args.frames, title=f"{solver.card['task']}: {args.expr} = {image.answer}")
