@@ -2,7 +2,7 @@
 
 A model that slips on rare inputs is wrong at scattered columns of a few examples. One tied to
 its training lengths is wrong on most examples in a band of columns that grows with the width,
-while the columns near both ends stay right (README: *Learning*, "where the tie lies"). The
+while the columns near both ends stay right (docs/learning.md, "where the tie lies"). The
 sequence error cannot tell the two apart; this profile can. ``neuralgpu eval --by-column``
 prints it from the same predictions the table is scored on.
 """

@@ -40,13 +40,13 @@ class CurriculumConfig:
     # Mode "curriculum": this share of the batches is padded with masked columns to pad_factor
     # times its examples' length, so that the model also runs more steps than its input has
     # columns and must keep its answer. A bmul model failed 4 of 128 inputs at 41 run 40 steps
-    # longer and 7 of 128 at 401 from column 1; trained padded, none and 1 (README: Learning,
+    # longer and 7 of 128 at 401 from column 1; trained padded, none and 1 (docs/learning.md,
     # training with extra steps).
     pad_share: float = 0.0
     pad_factor: float = 2.0
     # Pad only once the curriculum has reached max_length, as a finishing stage inside one run:
     # on badd models already at 41, padding held their answers where plain fine-tuning did not.
-    # From scratch this way it solved neither of two seeds fast leaves unsolved (README: Learning).
+    # From scratch this way it solved neither of two seeds fast leaves unsolved (docs/learning.md).
     pad_at_max: bool = False
 
     def __post_init__(self) -> None:

@@ -48,11 +48,11 @@ def fast(task: str) -> TrainConfig:
 
     The paper's (m=24, h=4) state holds 96 numbers a column too; laid out in one row with a 1x3
     kernel and one CGRU a step it costs fewer operations a step and, on badd, reached the full
-    training length in half the time of the paper's layout (see README: learning benchmark).
+    training length in half the time of the paper's layout (docs/learning.md).
     DNGPU's diagonal gates (a third of the kept state moves one column left each step, a third
     right) then made badd first error-free at 41 at step 2,700 instead of ~5,500, and clean on 32
     random inputs at 401 from step 3,300. Its hard nonlinearities did not pay here: with them the
-    curriculum stalled at length 11-12 (README: learning benchmark).
+    curriculum stalled at length 11-12 (docs/learning.md).
     Arithmetic trains on operands up to 20 digits (length 41); sequence tasks on up to 20 symbols.
     """
     arithmetic = isinstance(get_task(task), ArithmeticTask)
@@ -96,7 +96,7 @@ def fast_cdrop(task: str) -> TrainConfig:
     whole state after every step. With the state dropout ``fast``'s curriculum stalled on qadd and
     decimal add at 3-digit operands; with this one it learned both at the training length, seed 0
     error-free on qadd at 41 after 884 s of one CPU thread, and bmul after 3,455 s, each sooner
-    than ``dngpu`` (README: learning benchmark). On badd (seed 0) it was slower than ``fast`` to be
+    than ``dngpu`` (docs/learning.md). On badd (seed 0) it was slower than ``fast`` to be
     error-free at 41 (step 5,300 against 2,200), so ``fast`` keeps its state dropout.
     """
     config = fast(task)
@@ -118,7 +118,7 @@ def dngpu(task: str) -> TrainConfig:
 
     On bmul its first version (exact-length bins, the state dropout of ``fast``, both gate biases
     0.5, a constant decay) learned what ``fast`` did not: seed 0 went from 34% of digits wrong at
-    41 at step 1,200 to none at step 2,600 (README: learning benchmark), where ``fast`` was still
+    41 at step 1,200 to none at step 2,600 (docs/learning.md), where ``fast`` was still
     90-100% wrong on random inputs at 401 after 12,700 steps; it did not generalise to 10x. A step
     trains 9 x 32 examples, so it costs about nine ``fast`` steps. Sequence tasks get the bins
     scaled to their training length, 20.
@@ -161,7 +161,7 @@ def default_recipe(task: str) -> str:
     ``fast`` learns binary addition and the sequence tasks. Beyond binary addition it stalls: on
     bmul it was never reliably error-free at 41 in 12,700 steps, and on qadd and decimal add its
     curriculum stopped at 3-digit operands. ``fast-cdrop`` learned all three at the training length,
-    each sooner than ``dngpu`` (README: learning benchmark); qmul and mul get it too, though neither
+    each sooner than ``dngpu`` (docs/learning.md); qmul and mul get it too, though neither
     has been learned (qmul from bmul's weights stalled at 4-digit operands). ``duplicate`` was solved by ``fast-1d`` and not by ``fast``.
     """
     if isinstance(get_task(task), ArithmeticTask) and task != "badd":

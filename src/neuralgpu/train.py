@@ -109,7 +109,7 @@ class TrainConfig:
     # Solved also needs zero errors on `reach_samples` examples of every judged suite at this many
     # times the training length (0: no such check). Being clean at 10x comes and goes as training
     # continues, and so does reach: rev2 runs clean at 10x failed 25-94% of random inputs at 50x,
-    # and, trained on, were clean at 50x at some checks and not at others (README: reach).
+    # and, trained on, were clean at 50x at some checks and not at others (docs/learning.md: reach).
     reach_factor: int = 0
     reach_samples: int = 16
     # When everything else is clean, confirm on this many random examples at the reach length
@@ -132,7 +132,7 @@ class TrainConfig:
     # Decay of an exponential moving average of the weights, updated every step (0: none). With it,
     # the checks, the card and the released model are the average, not the last step's weights:
     # rev2 runs' own weights, clean at 10x, failed 0-10 of 16 random inputs at 50x from one check
-    # to the next, where their average (0.999) failed none (README: weight averaging).
+    # to the next, where their average (0.999) failed none (docs/learning.md: weight averaging).
     ema_decay: float = 0.0
     final_suites: Literal["random", "all"] = "all"  # what the release card records
     snapshot_every: int = 200

@@ -86,7 +86,7 @@ def _symmetric(rng: np.random.Generator, batch: int, k: int, base: int) -> tuple
 def _product_run(rng: np.random.Generator, batch: int, k: int, base: int) -> tuple[np.ndarray, np.ndarray]:
     """Factors of a product holding a long run of the largest digit: a carry through many
     columns of the partial sums. bmul models error-free on most random products at 41 still wrote
-    a 0 at the top of a run of twelve or thirteen 1s in the product (README: multiplication).
+    a 0 at the top of a run of twelve or thirteen 1s in the product (docs/learning.md: the product_run suite).
 
     A target t of 2k digits holds a run of k/2 to k largest digits, at least half of it above
     column k, and a zero top digit; a has a non-zero top digit and b = t // a, which then fits in k digits. The product
