@@ -68,10 +68,8 @@ def settling(solver: Solver, text: str) -> Settling:
     if width > MAX_SETTLE_WIDTH:
         raise ValueError(f"the input is {width} columns wide; --settle records inputs up to {MAX_SETTLE_WIDTH} columns")
     check_fits(solver.model, width, solver.memory_budget)
-    device = next(solver.model.parameters()).device
-    batch = torch.from_numpy(tokens[None]).to(device)
     readings = np.empty((width + 1, width), dtype=np.uint8)
-    states = solver.model.states(batch, torch.ones_like(batch, dtype=torch.bool))
+    states = solver.model.states(*solver.one_input(tokens))
     with torch.no_grad():
         for step, state in enumerate(tqdm(states, total=width + 1, unit="step", disable=None, leave=False)):
             readings[step] = solver.model.read_out(state)[0].argmax(-1).cpu().numpy()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from neuralgpu.solver import Solver
 from neuralgpu.tasks import PAD, SYMBOLS
@@ -71,9 +70,7 @@ def mental_image(solver: Solver, text: str) -> MentalImage:
     tokens = solver.task.parse(text)
     if len(tokens) > MAX_SHOW_WIDTH:
         raise ValueError(f"the input is {len(tokens)} columns wide; show draws inputs up to {MAX_SHOW_WIDTH} columns")
-    device = next(solver.model.parameters()).device
-    batch = torch.from_numpy(tokens[None]).to(device)
-    states, logits = solver.model.trace(batch, torch.ones_like(batch, dtype=torch.bool))
+    states, logits = solver.model.trace(*solver.one_input(tokens))
     predicted = logits.argmax(-1)[0].cpu().numpy()
     return MentalImage(
         frames=project_to_rgb(states[:, 0].float().cpu().numpy()),

@@ -101,6 +101,12 @@ class Solver:
                 results[index] = Answer(texts[index], answer=self.task.answer_text(row, width))
         return [result for result in results if result is not None]
 
+    def one_input(self, tokens: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """One parsed input as a batch of one on the model's device, and its mask: every column in play."""
+        device = next(self.model.parameters()).device
+        batch = torch.from_numpy(tokens[None]).to(device)
+        return batch, torch.ones_like(batch, dtype=torch.bool)
+
     def solve(self, texts: list[str]) -> list[str]:
         """The answers; raises TaskInputError naming the first input that cannot be read."""
         answers = self.answer(texts)
