@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from neuralgpu.batches import padded_to
 from neuralgpu.model import NeuralGPU
+from neuralgpu.progress import Progress
 from neuralgpu.tasks import Batch, Task, stable_seed
 
 EVAL_SEED = 20151125  # the paper's arXiv date: the frozen evaluation sets hang off this seed
@@ -306,7 +306,8 @@ def evaluate_suites(
     on_wrong: Callable[[int, str, np.ndarray], object] | None = None,
     extra_steps: int = 0,
 ) -> list[EvalResult]:
-    """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal.
+    """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal and
+    a line a part (and a minute) elsewhere.
 
     ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``), and
     ``on_wrong(length, suite, wrong)`` sees every batch's wrong symbols. A stop raises
@@ -314,11 +315,11 @@ def evaluate_suites(
     """
     earlier = earlier or {}
     plan = [(length, suite, earlier.get((length, suite))) for length in lengths for suite in suites]
-    total = sum(max(samples - (after.samples if after else 0), 0) for _, _, after in plan)
-    with tqdm(total=total, unit="example", disable=None if progress else True, dynamic_ncols=True, leave=False) as bar:
+    left = [max(samples - (after.samples if after else 0), 0) for _, _, after in plan]
+    with contextlib.closing(Progress(sum(left), "", show=progress)) as shown:
         results: list[EvalResult] = []
-        for length, suite, after in plan:
-            bar.set_description(f"length {length} {suite}")
+        for (length, suite, after), examples in zip(plan, left):
+            shown.start(f"length {length} {suite}", examples)
             try:
                 seen = None if on_wrong is None else functools.partial(on_wrong, length, suite)
                 results.append(
@@ -329,7 +330,7 @@ def evaluate_suites(
                         suite,
                         samples,
                         memory_budget,
-                        on_scored=bar.update,
+                        on_scored=shown.update,
                         after=after,
                         on_wrong=seen,
                         extra_steps=extra_steps,
@@ -339,7 +340,16 @@ def evaluate_suites(
                 raise EvaluationStopped(results + stop.results) from None
             except KeyboardInterrupt:  # before its first batch began: nothing of it was scored
                 raise EvaluationStopped(results) from None
+            shown.finish(outcome(results[-1]))
         return results
+
+
+def outcome(result: EvalResult) -> str:
+    """How a result came out, in a few words for a progress line."""
+    if not result.sequence_errors:
+        return f"none of {result.samples:,} wrong"
+    column = "" if result.first_wrong_column is None else f", the first wrong column {result.first_wrong_column}"
+    return f"{result.sequence_errors:,} of {result.samples:,} wrong{column}"
 
 
 def format_table(results: list[EvalResult]) -> str:

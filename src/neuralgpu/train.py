@@ -44,10 +44,11 @@ from neuralgpu.checkpoint import (
 from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.distributed import Distributed
-from neuralgpu.evaluate import EvalResult, evaluate
+from neuralgpu.evaluate import EvalResult, evaluate, outcome
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
 from neuralgpu.models import cpu_threads
+from neuralgpu.progress import Progress
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
 from neuralgpu.solver import load_model
@@ -866,12 +867,12 @@ class Trainer:
             # At the reach length this is minutes on a CPU, after the budget: say so, and show it go.
             lengths = ", ".join(str(length) for length in sorted({length for length, _, _ in due}))
             print(f"scoring the release's card: {len(due)} of its {len(parts)} parts, at lengths {lengths}", file=sys.stderr)
-        with tqdm(
-            total=sum(samples for _, _, samples in due), disable=quiet, unit="example", dynamic_ncols=True, leave=False
-        ) as bar:
+        with contextlib.closing(Progress(sum(samples for _, _, samples in due), "card", show=quiet is not True)) as shown:
             for length, suite, samples in due:
-                bar.set_description(f"card: length {length} {suite}")
-                scored[length, suite, samples] = evaluate(self.judged, self.task, length, suite, samples, on_scored=bar.update)
+                shown.start(f"length {length} {suite}", samples)
+                result = evaluate(self.judged, self.task, length, suite, samples, on_scored=shown.update)
+                scored[length, suite, samples] = result
+                shown.finish(outcome(result))
         return [scored[part] for part in parts]
 
     def command(self) -> str:

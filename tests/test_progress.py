@@ -1,0 +1,76 @@
+"""Progress off a terminal: a line a part and at most one an interval, none when asked for none."""
+
+import contextlib
+import io
+
+import torch
+
+from neuralgpu.evaluate import evaluate_suites
+from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.progress import Progress, duration
+from neuralgpu.tasks import get_task
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_durations_read_as_a_person_says_them():
+    assert [duration(s) for s in (0.4, 59.6, 61, 3599, 7380)] == ["0 s", "1 min 0 s", "1 min 1 s", "59 min 59 s", "2 h 3 min"]
+
+
+def test_off_a_terminal_a_part_writes_a_line_an_interval_and_one_when_it_ends():
+    clock, log = Clock(), io.StringIO()
+    with contextlib.closing(Progress(150, "card", stream=log, interval=60, clock=clock)) as shown:
+        shown.start("length 2001 random", 100)
+        for _ in range(10):  # ten batches of 10, 25 s apart: lines at 75 s and 150 s, not at each batch
+            clock.now += 25
+            shown.update(10)
+        shown.finish("none of 100 wrong")
+        shown.start("length 2001 carry", 50)
+        clock.now += 5
+        shown.update(50)
+        shown.finish("1 of 50 wrong, the first wrong column 813")
+    assert log.getvalue().splitlines() == [
+        "card: length 2001 random: 30 of 100 examples, 1 min 15 s; 30 of 150 in all",
+        "card: length 2001 random: 60 of 100 examples, 2 min 30 s; 60 of 150 in all",
+        "card: length 2001 random: 90 of 100 examples, 3 min 45 s; 90 of 150 in all",
+        "card: length 2001 random: none of 100 wrong, 4 min 10 s; 100 of 150 in all",
+        "card: length 2001 carry: 1 of 50 wrong, the first wrong column 813, 5 s; 150 of 150 in all",
+    ]
+
+
+def test_on_a_terminal_the_bar_shows_instead_and_asked_for_nothing_it_writes_nothing():
+    for stream, show in ((Terminal(), True), (io.StringIO(), False)):
+        with contextlib.closing(Progress(10, "", show=show, stream=stream, interval=0, clock=Clock())) as shown:
+            shown.start("length 21 random", 10)
+            shown.update(5)
+            shown.update(5)
+            shown.finish("none of 10 wrong")
+        assert "examples" not in stream.getvalue() and "wrong" not in stream.getvalue()
+        assert ("it/s" in stream.getvalue() or "example/s" in stream.getvalue()) == show  # tqdm's bar, or nothing
+
+
+def test_evaluating_off_a_terminal_logs_each_parts_outcome(capsys):
+    torch.manual_seed(0)
+    model, task = NeuralGPU(ModelConfig(channels=8, height=2, copies=1)), get_task("badd")
+    results = evaluate_suites(model, task, [21], ["random", "ones"], 12, progress=True)
+    lines = capsys.readouterr().err.splitlines()  # captured: not a terminal
+    assert len(lines) == len(results) == 2
+    for line, result in zip(lines, results):
+        assert result.sequence_errors > 0  # an untrained model: the line must carry the count and column
+        assert line.startswith(
+            f"length 21 {result.suite}: {result.sequence_errors} of 12 wrong, "
+            f"the first wrong column {result.first_wrong_column}, "
+        )
