@@ -2,13 +2,18 @@
 
 import contextlib
 import io
+from dataclasses import replace
 
 import torch
+from tqdm import tqdm
 
+from neuralgpu.checkpoint import RELEASE_NAME
+from neuralgpu.checks import describe_scores
 from neuralgpu.evaluate import evaluate_suites
 from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.progress import Progress, duration
 from neuralgpu.tasks import get_task
+from neuralgpu.train import Trainer
 
 
 class Clock:
@@ -74,3 +79,34 @@ def test_evaluating_off_a_terminal_logs_each_parts_outcome(capsys):
             f"length 21 {result.suite}: {result.sequence_errors} of 12 wrong, "
             f"the first wrong column {result.first_wrong_column}, "
         )
+
+
+def test_off_a_terminal_training_writes_a_line_for_each_check(trained_copy, capsys):
+    run_dir, solved = trained_copy
+    for progress in (None, False):  # None: as `neuralgpu train` runs (capsys's stderr is no terminal); False: quiet
+        fresh = Trainer(replace(solved.config, init_from=str(run_dir / RELEASE_NAME)), None, progress=progress)
+        fresh.curriculum.load_state_dict(solved.curriculum.state_dict())  # at its full length: a check is due
+        record = fresh._summary([], fresh.check_solved())  # the line `neuralgpu train` logs for this step
+        capsys.readouterr()
+        with tqdm(disable=True) as bar:
+            fresh.log(record, bar)
+        lines = capsys.readouterr().err.splitlines()
+        if progress is False:
+            assert lines == []
+            continue
+        short = solved.eval_lengths[0]
+        assert lines == [
+            f"step 0 (0 s): length {short}, loss 0.0000, train error 0.0%; 2 sets clean; the furthest check so far; solved"
+        ]
+
+
+def test_a_failed_checks_line_says_where_its_wrong_answer_went_wrong(trained_copy):
+    _, solved = trained_copy
+    untrained = Trainer(solved.config, None)
+    record = untrained.checks(untrained.judged, step=1)  # wrong at 10x: the check stops there
+    short, long = solved.eval_lengths
+    column = record[f"eval_first_wrong_column_{long}"]
+    assert describe_scores(record) == f"{long} random wrong from column {column}"
+    # The training length's set is scored whole, so its line gives the share wrong instead.
+    both = {**record, f"eval_seq_error_{short}": 0.25}
+    assert describe_scores(both) == f"{long} random wrong from column {column}; {short} random 25.0% wrong"

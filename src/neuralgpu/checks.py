@@ -12,6 +12,7 @@ The trainer owns one ``SolvedCheck`` and carries its ``state_dict`` in the resum
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,39 @@ def wrong_column_key(error_key: str) -> str:
     leftmost column a wrong answer got wrong (``eval_first_wrong_column_401``): errors that begin
     at the same column at every length show a model tied to its training lengths, during training."""
     return error_key.replace("_seq_error", "_first_wrong_column")
+
+
+# A scored set's metric: ``{kind}_seq_error_{length}`` (random inputs) or ``..._{length}_{suite}``.
+SCORED_SET = re.compile(r"^(reach_confirm|confirm|eval|reach)_seq_error_(\d+)(?:_(\w+))?$")
+
+
+def ran_a_check(record: dict[str, Any]) -> bool:
+    """Did this log line's evaluation go past the training length (it scored more than one set)?"""
+    return sum(SCORED_SET.match(key) is not None for key in record) > 1
+
+
+def describe_scores(record: dict[str, Any]) -> str:
+    """The sets a log line scored, in words ('3 sets clean; 2001 symmetric wrong from column 813'),
+    for a person reading a log; '' when it scored none. A check stops at its first wrong set."""
+    clean, wrong = 0, []
+    for key, error in record.items():
+        scored = SCORED_SET.match(key)
+        if scored is None:
+            continue
+        kind, length, suite = scored.groups()
+        if not error:
+            clean += 1
+            continue
+        name = f"{length} {suite or 'random'}" + (" (confirming)" if "confirm" in kind else "")
+        # A check's set stops at its first wrong batch, so its error rate says little; where it went wrong says more.
+        column = record.get(wrong_column_key(key))
+        wrong.append(f"{name} {error:.1%} wrong" if column is None else f"{name} wrong from column {column}")
+    words = [f"{clean} set{'s' * (clean != 1)} clean"] if clean else []
+    if record.get("long_check") == "deferred":
+        words.append("the check at 10x deferred (checks have had their share of the run)")
+    if record.get("best_check"):
+        words.append("the furthest check so far")
+    return "; ".join(words + wrong)
 
 
 class SolvedCheck:

@@ -41,14 +41,14 @@ from neuralgpu.checkpoint import (
     save_release,
     save_snapshot,
 )
-from neuralgpu.checks import TRAINING_COST, SolvedCheck, run_work
+from neuralgpu.checks import TRAINING_COST, SolvedCheck, describe_scores, ran_a_check, run_work
 from neuralgpu.curriculum import Curriculum, CurriculumConfig
 from neuralgpu.distributed import Distributed
 from neuralgpu.evaluate import EvalResult, evaluate, outcome
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
 from neuralgpu.models import cpu_threads
-from neuralgpu.progress import Progress
+from neuralgpu.progress import LINE_INTERVAL_S, Progress, duration
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
 from neuralgpu.solver import load_model
@@ -291,6 +291,7 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress
+        self.last_line = time.monotonic()  # off a terminal: when the last plain progress line went out
         self.dist = distributed or Distributed()
         self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -724,6 +725,21 @@ class Trainer:
         if "event" in record:
             task = f" {record['task']}" if "task" in record else ""
             bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})")
+        elif self.writes_lines and (ran_a_check(record) or time.monotonic() - self.last_line >= LINE_INTERVAL_S):
+            self.last_line = time.monotonic()
+            scores = describe_scores(record)
+            bar.write(
+                f"step {record['step']:,} ({duration(record['elapsed'])}): length {record['length']}, "
+                f"loss {record['loss']:.4f}, train error {record['train_seq_error']:.1%}"
+                + (f"; {scores}" if scores else "")
+                + ("; solved" if self.solved else ""),
+                file=sys.stderr,
+            )
+
+    @property
+    def writes_lines(self) -> bool:
+        """Off a terminal the bar stays quiet; a line a check (and at most one a minute) says how it goes."""
+        return self.quiet is None and not sys.stderr.isatty()
 
     @property
     def quiet(self) -> bool | None:
