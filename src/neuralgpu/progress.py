@@ -30,6 +30,28 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
+def plain_lines(stream: TextIO | None = None) -> bool:
+    """Does progress on ``stream`` (stderr) go out as plain lines? Where tqdm's bar would stay
+    silent: anywhere but a terminal. The one place that decides it, for scoring and training."""
+    return not (stream if stream is not None else sys.stderr).isatty()
+
+
+class LineClock:
+    """When the next plain progress line is due: at most one every ``interval`` seconds."""
+
+    def __init__(self, interval: float = LINE_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.last = clock()
+
+    def due(self) -> bool:
+        return self.clock() - self.last >= self.interval
+
+    def mark(self) -> None:
+        """A line just went out."""
+        self.last = self.clock()
+
+
 class Progress:
     """Examples scored in consecutive parts (one (length, suite) each) of ``total`` examples.
 
@@ -49,15 +71,15 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.label = label
         self.total = total
-        self.interval = interval
         self.clock = clock
-        on_terminal = show and self.stream.isatty()
-        self.lines = show and not on_terminal
+        self.lines = show and plain_lines(self.stream)
+        on_terminal = show and not self.lines
+        self.next_line = LineClock(interval, clock)
         self.bar = tqdm(total=total, unit="example", disable=not on_terminal, file=self.stream, dynamic_ncols=True, leave=False)
         self.done = 0  # examples scored in all parts so far
         self.part = ""
         self.part_total = self.part_done = 0
-        self.part_started = self.last_line = clock()
+        self.part_started = clock()
 
     def close(self) -> None:
         """Take the bar off the terminal (``contextlib.closing`` calls it)."""
@@ -67,16 +89,17 @@ class Progress:
         """A part of ``examples`` to score begins (e.g. 'length 2001 random')."""
         self.bar.set_description(f"{self.label}: {part}" if self.label else part)
         self.part, self.part_total, self.part_done = part, examples, 0
-        self.part_started = self.last_line = self.clock()
+        self.part_started = self.clock()
+        self.next_line.mark()  # the first line inside a part comes an interval after it began
 
     def update(self, count: int) -> None:
         """``count`` more examples of the part were scored (``evaluate``'s ``on_scored``)."""
         self.bar.update(count)
         self.done += count
         self.part_done += count
-        now = self.clock()
-        if self.lines and self.part_done < self.part_total and now - self.last_line >= self.interval:
-            self._line(f"{self.part_done:,} of {self.part_total:,} examples, {duration(now - self.part_started)}")
+        if self.lines and self.part_done < self.part_total and self.next_line.due():
+            elapsed = duration(self.clock() - self.part_started)
+            self._line(f"{self.part_done:,} of {self.part_total:,} examples, {elapsed}")
 
     def finish(self, outcome: str) -> None:
         """The part ended; ``outcome`` says how (e.g. 'none wrong')."""
@@ -84,7 +107,7 @@ class Progress:
             self._line(f"{outcome}, {duration(self.clock() - self.part_started)}")
 
     def _line(self, text: str) -> None:
-        self.last_line = self.clock()
+        self.next_line.mark()
         prefix = f"{self.label}: " if self.label else ""
         overall = f"; {self.done:,} of {self.total:,} in all" if self.total > self.part_total else ""
         print(f"{prefix}{self.part}: {text}{overall}", file=self.stream, flush=True)

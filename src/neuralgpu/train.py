@@ -48,7 +48,7 @@ from neuralgpu.evaluate import EvalResult, evaluate, outcome
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU, architecture_differences
 from neuralgpu.models import cpu_threads
-from neuralgpu.progress import LINE_INTERVAL_S, Progress, duration
+from neuralgpu.progress import LineClock, Progress, duration, plain_lines
 from neuralgpu.rundir import RunWriter
 from neuralgpu.settings import differences
 from neuralgpu.solver import load_model
@@ -291,7 +291,7 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress
-        self.last_line = time.monotonic()  # off a terminal: when the last plain progress line went out
+        self.next_line = LineClock()  # off a terminal: when a plain progress line is next due
         self.dist = distributed or Distributed()
         self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -725,8 +725,8 @@ class Trainer:
         if "event" in record:
             task = f" {record['task']}" if "task" in record else ""
             bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})")
-        elif self.writes_lines and (ran_a_check(record) or time.monotonic() - self.last_line >= LINE_INTERVAL_S):
-            self.last_line = time.monotonic()
+        elif self.writes_lines and (ran_a_check(record) or self.next_line.due()):
+            self.next_line.mark()
             scores = describe_scores(record)
             bar.write(
                 f"step {record['step']:,} ({duration(record['elapsed'])}): length {record['length']}, "
@@ -739,7 +739,7 @@ class Trainer:
     @property
     def writes_lines(self) -> bool:
         """Off a terminal the bar stays quiet; a line a check (and at most one a minute) says how it goes."""
-        return self.quiet is None and not sys.stderr.isatty()
+        return self.quiet is None and plain_lines()
 
     @property
     def quiet(self) -> bool | None:
