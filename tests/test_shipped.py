@@ -162,6 +162,22 @@ def test_reach_counts_only_lengths_where_every_suite_was_clean():
     )
 
 
+def test_models_marks_a_model_trained_on_from_other_weights():
+    card = {
+        "task": "copy",
+        "recipe": "fast",
+        "seed": 0,
+        "steps": 100,
+        "wall_clock_s": 50.0,
+        "train_lengths": [3, 20],
+        "evaluation": [{"length": 20, "suite": "random", "sequence_errors": 0, "samples": 128}],
+    }
+    alone = format_models([ShippedModel("x", card)])
+    assert " 100 " in alone and "+" not in alone
+    chained = format_models([ShippedModel("x", {**card, "initial_model": {"from": "runs/earlier", "steps": 1900}})])
+    assert " 100+ " in chained and chained.splitlines()[-1].startswith("+ trained on from another model's weights")
+
+
 def test_load_by_name_from_the_package_root():
     import neuralgpu
 

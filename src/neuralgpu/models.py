@@ -60,6 +60,11 @@ class ShippedModel:
     def train_length(self) -> int:
         return int(self.card["train_lengths"][1])
 
+    @property
+    def trained_on(self) -> bool:
+        """Whether the run that made it started from another model's weights (``--init-from``)."""
+        return bool(self.card.get("initial_model"))
+
 
 def shipped_models() -> list[ShippedModel]:
     return [ShippedModel(name, read_card(PRETRAINED_DIR / f"{name}.safetensors")) for name in pretrained_names()]
@@ -85,10 +90,16 @@ def format_models(models: list[ShippedModel]) -> str:
         if beyond:  # a clean reach says nothing of longer inputs that were seen to fail
             reach += f"; errors at {', '.join(beyond)}"
         card = model.card
+        steps = f"{card['steps']}{'+' if model.trained_on else ''}"
         lines.append(
             f"{model.name:<{name_width}} {card['task']:<{task_width}} {card['recipe']:<{recipe_width}} {card['seed']:>4} "
-            f"{card['steps']:>6} {card['wall_clock_s']:>8.0f} {model.train_length:>10}  "
+            f"{steps:>6} {card['wall_clock_s']:>8.0f} {model.train_length:>10}  "
             f"{reach if longest else 'none recorded'}"
+        )
+    if any(model.trained_on for model in models):
+        # Steps and seconds of a last stage alone would read as the whole cost of learning the task.
+        lines.append(
+            "+ trained on from another model's weights: steps and train s are the last run's (see its card's initial_model)"
         )
     return "\n".join(lines)
 
