@@ -100,6 +100,19 @@ def test_off_a_terminal_training_writes_a_line_for_each_check(trained_copy, caps
         ]
 
 
+def test_training_events_go_to_stderr_beside_the_lines_and_stdout_keeps_the_verdict(trained_copy, capsys):
+    _, solved = trained_copy
+    for progress in (None, False):
+        trainer = Trainer(solved.config, None, progress=progress)
+        capsys.readouterr()
+        with tqdm(disable=True) as bar:
+            trainer.log({"step": 7, **trainer.rollback()}, bar)
+        written = capsys.readouterr()
+        assert written.out == ""
+        expected = [f"step 7: rollback (learning rate now {trainer.lr:.2e})"] if progress is None else []
+        assert written.err.splitlines() == expected
+
+
 def test_a_failed_checks_line_says_where_its_wrong_answer_went_wrong(trained_copy):
     _, solved = trained_copy
     untrained = Trainer(solved.config, None)

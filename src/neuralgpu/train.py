@@ -723,8 +723,10 @@ class Trainer:
         if self.writer is not None:
             self.writer.log(record)
         if "event" in record:
-            task = f" {record['task']}" if "task" in record else ""
-            bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})")
+            # stderr, like every progress line: stdout holds only the run's verdict and table.
+            if self.quiet is not True:
+                task = f" {record['task']}" if "task" in record else ""
+                bar.write(f"step {record['step']}: {record['event']}{task} (learning rate now {self.lr:.2e})", file=sys.stderr)
         elif self.writes_lines and (ran_a_check(record) or self.next_line.due()):
             self.next_line.mark()
             scores = describe_scores(record)
@@ -788,7 +790,7 @@ class Trainer:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
                 during = f" (from before the check at step {self.step}, which --resume runs first)" if self.before_check else ""
-                bar.write(f"interrupted: saving a resume snapshot{during}")
+                bar.write(f"interrupted: saving a resume snapshot{during}", file=sys.stderr)
                 self.save_interrupted_snapshot()
                 raise
             finally:
