@@ -213,6 +213,9 @@ def test_extend_goes_on_from_a_stopped_part_of_the_asked_set_beside_a_larger_who
         (["eval", "reverse", "--extend", "--by-column"], "--by-column sees only the examples scored now"),
         (["eval", "reverse", "--extra-steps", "5", "--record"], "--extra-steps is a diagnostic"),
         (["eval", "reverse", "--extra-steps", "-5"], "expected a number >= 0"),
+        (["eval", "reverse", "--examples", "3", "--extend"], "--examples scores a choice of each set"),
+        (["eval", "reverse", "--samples", "8", "--examples", "2,8"], "--examples 8 is not in a set of --samples 8"),
+        (["eval", "reverse", "--examples", "1,x"], "expected a whole number, got 'x'"),
     ],
 )
 def test_bad_arguments_get_one_line_and_no_traceback(args, message):

@@ -370,3 +370,25 @@ def test_extra_steps_run_the_model_longer_than_its_input_is_wide():
     assert "random +10" in format_table([result])
     with pytest.raises(ValueError, match="continued"):
         evaluate(model, task, length, "random", samples, extra_steps=extra, after=result)
+
+
+def test_chosen_examples_score_as_they_do_in_the_whole_set_and_keep_their_indices():
+    # An untrained model on 2-symbol reversals gets some right and most wrong: choose from both.
+    model, task, samples = untrained(), get_task("reverse"), 64
+    batch = eval_batch(task, 2, "random", samples)
+    wrong = (predict(model, batch.inputs, batch.mask) != batch.targets) & batch.mask
+    wrong_rows, right_rows = np.flatnonzero(wrong.any(axis=1)), np.flatnonzero(~wrong.any(axis=1))
+    chosen = (int(wrong_rows[-1]), int(right_rows[0]), int(wrong_rows[0]))  # any order, named as given
+    result = evaluate(model, task, 2, "random", samples, examples=chosen)
+    assert result.samples == 3 and result.sequence_errors == 2
+    assert result.digit_errors == int(wrong[list(chosen)].sum()) and result.digits == int(batch.mask[list(chosen)].sum())
+    assert result.wrong_examples == (chosen[0], chosen[2]) and result.examples == chosen and result.set_size == samples
+    assert EvalResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+    assert "examples" not in evaluate(model, task, 2, "random", 4).to_json()  # plain results are as before
+    table = format_table([result])
+    assert f"random at 2: {chosen[0]}, {chosen[2]}" in table
+    assert table.endswith(f"scored only examples {', '.join(map(str, chosen))} of each frozen set of {samples}")
+    with pytest.raises(ValueError, match="not in a set of 64"):
+        evaluate(model, task, 2, "random", samples, examples=(64,))
+    with pytest.raises(ValueError, match="scored whole and afresh"):
+        evaluate(model, task, 2, "random", samples, examples=chosen, stop_at_error=True)

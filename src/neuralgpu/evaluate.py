@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -57,6 +57,9 @@ class EvalResult:
     # Masked padding columns added to every example, so the model ran this many more steps than
     # the example has columns (``evaluate``'s ``extra_steps``): does it hold its answer once done?
     extra_steps: int = 0
+    # Not empty: only these examples of the frozen set of ``set_size`` were scored (``evaluate``'s
+    # ``examples``), and ``wrong_examples`` names them by their index in that set.
+    examples: tuple[int, ...] = ()
 
     @property
     def sequence_error(self) -> float:
@@ -67,7 +70,8 @@ class EvalResult:
         return self.digit_errors / self.digits if self.digits else 0.0
 
     def to_json(self) -> dict:
-        defaults = {"set_size": 0, "first_wrong_column": None, "extra_steps": 0}  # left out at these, as results before them were
+        # Left out at these, as results before them were.
+        defaults = {"set_size": 0, "first_wrong_column": None, "extra_steps": 0, "examples": ()}
         fields = {name: value for name, value in asdict(self).items() if name not in defaults or value != defaults[name]}
         return {**fields, "sequence_error": self.sequence_error, "digit_error": self.digit_error}
 
@@ -75,7 +79,9 @@ class EvalResult:
     def from_json(cls, record: dict) -> EvalResult:
         """The result ``to_json`` wrote (a card's or a snapshot's), its derived rates left out."""
         fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
-        return cls(**{**fields, "wrong_examples": tuple(fields.get("wrong_examples", ()))})
+        return cls(
+            **{**fields, "wrong_examples": tuple(fields.get("wrong_examples", ())), "examples": tuple(fields.get("examples", ()))}
+        )
 
 
 def eval_batch(task: Task, length: int, suite: str, samples: int) -> Batch:
@@ -188,6 +194,7 @@ def evaluate(
     after: EvalResult | None = None,
     on_wrong: Callable[[np.ndarray], object] | None = None,
     extra_steps: int = 0,
+    examples: Sequence[int] = (),
 ) -> EvalResult:
     """Errors on the frozen set of ``samples`` examples; with ``stop_at_error``, on its first
     ``EARLY_EXIT_BATCH``-sized batches up to and including the first one with an error (the
@@ -204,9 +211,18 @@ def evaluate(
     steps than the example has columns, and is scored on the example's own. A model whose answer
     is a fixed point keeps it; one that reads its answer off at step n does not (a diagnostic:
     the checks, the cards and ``continues`` know nothing of it).
+
+    ``examples``, indices into the frozen set of ``samples``, scores only those (say the ones a card
+    names wrong, to see whether other weights get them right in seconds instead of hours); the
+    result's ``samples`` counts them and its ``wrong_examples`` names them by their index in the set.
     """
     if extra_steps < 0:
         raise ValueError(f"extra_steps must be >= 0, got {extra_steps}")
+    outside = [index for index in examples if not 0 <= index < samples]
+    if outside:
+        raise ValueError(f"example {outside[0]} is not in a set of {samples}: give indices from 0 to {samples - 1}")
+    if examples and (after is not None or stop_at_error):
+        raise ValueError("a choice of examples is scored whole and afresh: not continued, not stopped at an error")
     if extra_steps and after is not None:
         raise ValueError("a result with extra steps cannot be continued; evaluate afresh")
     check_fits(model, task.width(length) + extra_steps, memory_budget)  # before generating anything big
@@ -229,7 +245,10 @@ def evaluate(
     )
     if stop_at_error and scored.sequence_errors:
         return scored
-    batch = eval_batch(task, length, suite, samples)
+    batch, set_size = eval_batch(task, length, suite, samples), samples
+    if examples:
+        chosen = list(examples)
+        batch, samples = Batch(batch.inputs[chosen], batch.targets[chosen]), len(chosen)
     batch = padded_to(batch, batch.inputs.shape[1] + extra_steps)
     batch_size = EARLY_EXIT_BATCH if stop_at_error else None
     first = scored.samples
@@ -250,8 +269,17 @@ def evaluate(
                 if stop_at_error and scored.sequence_errors:
                     break
     except KeyboardInterrupt:
-        raise EvaluationStopped([scored]) from None
-    return scored
+        raise EvaluationStopped([named_by_set(scored, examples, set_size)]) from None
+    return named_by_set(scored, examples, set_size)
+
+
+def named_by_set(scored: EvalResult, examples: Sequence[int], set_size: int) -> EvalResult:
+    """``scored``, a result on the chosen ``examples`` of a frozen set, with its wrong examples named by
+    their index in that set, the set's size and the choice kept (unchanged when none was chosen)."""
+    if not examples:
+        return scored
+    wrong = tuple(examples[position] for position in scored.wrong_examples)
+    return replace(scored, wrong_examples=wrong, set_size=set_size, examples=tuple(examples[: scored.samples]))
 
 
 def with_batch(scored: EvalResult, wrong: np.ndarray, mask: np.ndarray, set_size: int) -> EvalResult:
@@ -305,21 +333,23 @@ def evaluate_suites(
     memory_budget: int = 2**30,
     on_wrong: Callable[[int, str, np.ndarray], object] | None = None,
     extra_steps: int = 0,
+    examples: Sequence[int] = (),
 ) -> list[EvalResult]:
     """One result per (length, suite), lengths outermost; ``progress`` shows a bar on a terminal and
     a line a part (and a minute) elsewhere.
 
     ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``), and
-    ``on_wrong(length, suite, wrong)`` sees every batch's wrong symbols. A stop raises
-    ``EvaluationStopped`` with the finished results and the stopped one's prefix.
+    ``on_wrong(length, suite, wrong)`` sees every batch's wrong symbols, and ``examples`` chooses
+    the examples of each set to score (see ``evaluate``). A stop raises ``EvaluationStopped`` with
+    the finished results and the stopped one's prefix.
     """
     earlier = earlier or {}
     plan = [(length, suite, earlier.get((length, suite))) for length in lengths for suite in suites]
-    left = [max(samples - (after.samples if after else 0), 0) for _, _, after in plan]
+    left = [len(examples) or max(samples - (after.samples if after else 0), 0) for _, _, after in plan]
     with contextlib.closing(Progress(sum(left), "", show=progress)) as shown:
         results: list[EvalResult] = []
-        for (length, suite, after), examples in zip(plan, left):
-            shown.start(f"length {length} {suite}", examples)
+        for (length, suite, after), count in zip(plan, left):
+            shown.start(f"length {length} {suite}", count)
             try:
                 seen = None if on_wrong is None else functools.partial(on_wrong, length, suite)
                 results.append(
@@ -334,6 +364,7 @@ def evaluate_suites(
                         after=after,
                         on_wrong=seen,
                         extra_steps=extra_steps,
+                        examples=examples,
                     )
                 )
             except EvaluationStopped as stop:
@@ -371,4 +402,7 @@ def format_table(results: list[EvalResult]) -> str:
     ]
     if named:
         lines += ["wrong examples (indices into each frozen set; the first few):", *named]
+    chosen = {(result.examples, result.set_size) for result in results if result.examples}
+    for examples, set_size in sorted(chosen):
+        lines.append(f"scored only examples {', '.join(map(str, examples))} of each frozen set of {set_size}")
     return "\n".join(lines)

@@ -62,6 +62,12 @@ def length_list(text: str) -> list[int]:
     return [positive_int(part) for part in text.split(",") if part.strip()] or [positive_int("")]
 
 
+def index_list(text: str) -> tuple[int, ...]:
+    """Distinct indices from 0, in the order given: 36,66,201."""
+    indices = tuple(dict.fromkeys(non_negative_int(part) for part in text.split(",") if part.strip()))
+    return indices or (non_negative_int(""),)
+
+
 def task_list(text: str) -> tuple[str, ...]:
     from neuralgpu.tasks import task_names
 

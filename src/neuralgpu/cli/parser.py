@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuralgpu.cli.arguments import decay, device_choice, length_list, non_negative_int, positive_float, positive_int, task_list
+from neuralgpu.cli.arguments import (
+    decay,
+    device_choice,
+    index_list,
+    length_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    task_list,
+)
 from neuralgpu.cli.training import cmd_bench, cmd_plot, cmd_report, cmd_sweep, cmd_train
 from neuralgpu.cli.use import cmd_demo, cmd_eval, cmd_models, cmd_show, cmd_solve, cmd_tasks
 
@@ -198,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pad every example with N masked columns, so the model runs N more steps than the example has columns, "
         "and score it on its own: does the model hold its answer once done? (a diagnostic: not with --record or "
         "--extend, which would put it on the card as an ordinary evaluation)",
+    )
+    evaluate.add_argument(
+        "--examples",
+        type=index_list,
+        default=(),
+        metavar="I,J,...",
+        help="score only these examples of each frozen set of --samples, by index from 0 (the indices the table and "
+        "a card's wrong_examples name): do other weights get a model's wrong answers right? Seconds where the whole "
+        "set takes an hour (a diagnostic: not with --record or --extend)",
     )
     evaluate.set_defaults(run=cmd_eval)
 

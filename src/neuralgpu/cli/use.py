@@ -200,6 +200,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     refuse_compile_without_a_compiler(args)
     if args.by_column and args.extend:
         raise CommandError("--by-column sees only the examples scored now, not those --extend takes from the card; use one")
+    if args.examples and (args.record or args.extend):
+        raise CommandError(
+            "--examples scores a choice of each set and is not recorded on a card: drop --record/--extend, or --examples"
+        )
+    outside = [index for index in args.examples if index >= args.samples]
+    if outside:
+        raise CommandError(f"--examples {outside[0]} is not in a set of --samples {args.samples}: give indices below it")
     if args.extra_steps and (args.record or args.extend):
         raise CommandError(
             "--extra-steps is a diagnostic and is not recorded on a card: drop --record/--extend, or --extra-steps"
@@ -236,6 +243,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 earlier=earlier,
                 on_wrong=on_wrong,
                 extra_steps=args.extra_steps,
+                examples=args.examples,
             )
     except EvaluationStopped as stop:
         results, stopped = stop.results, True
