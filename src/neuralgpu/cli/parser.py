@@ -214,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=(),
         metavar="I,J,...",
         help="score only these examples of each frozen set of --samples, by index from 0 (the indices the table and "
-        "a card's wrong_examples name): do other weights get a model's wrong answers right? Seconds where the whole "
-        "set takes an hour (a diagnostic: not with --record or --extend)",
+        "a card's wrong_examples name): do other weights get a model's wrong answers right? A few score in a minute where "
+        "a whole set at 100x takes an hour (a diagnostic: not with --record or --extend)",
     )
     evaluate.set_defaults(run=cmd_eval)
 
