@@ -33,9 +33,10 @@ def test_shipped_file_is_plain_safetensors_with_a_complete_card(name):
     assert card["task"] == name
     # Solved by its run's own checks, or, for a finishing stage run without checks (add's last), by
     # the evaluations on its card: zero errors at 10x or more, random and every structured suite.
-    longest, _, structured = ShippedModel(name, card).error_free_up_to()
-    judged = structured and longest >= get_task(name).scaled_length(card["train_lengths"][1], 10)
-    assert card["solved"] is True or (card.get("initial_model") and judged)
+    shipped = ShippedModel(name, card)
+    longest, _, structured = shipped.error_free_up_to()
+    judged = structured and longest >= get_task(name).scaled_length(shipped.train_length, 10)
+    assert card["solved"] is True or (shipped.trained_on and judged)
     assert card["command"].startswith(f"neuralgpu train --task {name} ")
     assert json.loads((PRETRAINED_DIR / f"{name}.json").read_text()) == card  # the copy beside it agrees
     assert path.stat().st_size < 2_000_000
