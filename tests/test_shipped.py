@@ -20,6 +20,11 @@ SHIPPED = pretrained_names()
 CARD_FIELDS = ("task", "recipe", "seed", "steps", "wall_clock_s", "hardware", "train_lengths", "command", "evaluation")
 
 
+def clean_at(model: ShippedModel, factor: int) -> bool:
+    """Whether the model's card is error-free at ``factor`` times its training length (or longer)."""
+    return model.error_free_up_to()[0] >= get_task(model.card["task"]).scaled_length(model.train_length, factor)
+
+
 def test_models_ship_with_the_package():
     assert {"add", "badd", "copy", "reverse", "duplicate", "sort", "left-shift", "right-shift"} <= set(SHIPPED), SHIPPED
 
@@ -34,8 +39,7 @@ def test_shipped_file_is_plain_safetensors_with_a_complete_card(name):
     # Solved by its run's own checks, or, for a finishing stage run without checks (add's last), by
     # the evaluations on its card: zero errors at 10x or more, random and every structured suite.
     shipped = ShippedModel(name, card)
-    longest, _, structured = shipped.error_free_up_to()
-    judged = structured and longest >= get_task(name).scaled_length(shipped.train_length, 10)
+    judged = shipped.error_free_up_to()[2] and clean_at(shipped, 10)
     assert card["solved"] is True or (shipped.trained_on and judged)
     assert card["command"].startswith(f"neuralgpu train --task {name} ")
     assert json.loads((PRETRAINED_DIR / f"{name}.json").read_text()) == card  # the copy beside it agrees
@@ -76,11 +80,7 @@ def test_bf16_convolutions_give_every_shipped_models_float32_answers(name):
         assert differ == 0, f"{name}, {suite} at {length}: {differ} of {len(batch.inputs)} answers change with bf16"
 
 
-def claims_hundredfold(model: ShippedModel) -> bool:
-    return model.error_free_up_to()[0] >= get_task(model.card["task"]).scaled_length(model.train_length, 100)
-
-
-CLAIM_100X = [model.name for model in shipped_models() if claims_hundredfold(model)]
+CLAIM_100X = [model.name for model in shipped_models() if clean_at(model, 100)]
 
 
 def test_the_models_that_reached_100x_still_claim_it():
@@ -91,8 +91,8 @@ def test_the_models_that_reached_100x_still_claim_it():
     assert expected <= set(CLAIM_100X), CLAIM_100X
     for model in shipped_models():
         if model.name in ("add", "badd"):
-            longest, random_samples, structured = model.error_free_up_to()
-            assert longest >= get_task(model.name).scaled_length(model.train_length, 50), model.name
+            _, random_samples, structured = model.error_free_up_to()
+            assert clean_at(model, 50), model.name
             assert random_samples >= 256 and structured, model.name
 
 
@@ -118,8 +118,7 @@ def test_models_command_lists_every_shipped_model(capsys):
     listing = capsys.readouterr().out
     for model in shipped_models():
         assert f"\n{model.name} " in listing
-        longest, _, _ = model.error_free_up_to()
-        assert longest >= get_task(model.card["task"]).scaled_length(model.train_length, 10)
+        assert clean_at(model, 10), model.name
 
 
 def test_demo_answers_long_problems_correctly(capsys):
