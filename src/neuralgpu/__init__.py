@@ -14,7 +14,8 @@ from neuralgpu.model import ModelConfig, ModelOutput, NeuralGPU
 from neuralgpu.recipes import RECIPES, build_config
 from neuralgpu.solver import Answer, Solver, load
 from neuralgpu.tasks import REGISTRY, Batch, Task, TaskInputError, get_task, task_names
-from neuralgpu.train import TrainConfig, Trainer, TrainResult
+from neuralgpu.train import Trainer, TrainResult
+from neuralgpu.train_config import TrainConfig
 
 __all__ = [
     "RECIPES",

@@ -31,7 +31,7 @@ from neuralgpu.model import ModelConfig, NeuralGPU
 from neuralgpu.recipes import build_config
 from neuralgpu.reference import reference_forward
 from neuralgpu.tasks import get_task
-from neuralgpu.train import resolve_device
+from neuralgpu.train_config import resolve_device
 
 OURS, COMPILED, REFERENCE = "neuralgpu", "neuralgpu compiled", "eager reference"
 BF16, COMPILED_BF16 = "neuralgpu bf16", "neuralgpu compiled bf16"

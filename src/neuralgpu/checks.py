@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from neuralgpu.evaluate import EvalResult, EvaluationStopped, evaluate
 from neuralgpu.model import NeuralGPU
 from neuralgpu.tasks import Task, structured_suites
-
-if TYPE_CHECKING:  # the trainer's config; train.py imports this module
-    from neuralgpu.train import TrainConfig
+from neuralgpu.train_config import TrainConfig
 
 # A training example costs its forward pass and a backward pass of about twice that.
 TRAINING_COST = 3

@@ -2,6 +2,8 @@
 
 ``paper`` is Kaiser & Sutskever's recipe as the released code ran it. Other recipes change only
 what they name; ``build_config`` applies a person's overrides (seed, steps, budget, device) last.
+``train_command`` goes the other way: the shortest command line, a recipe and what changes it,
+that builds a given config (a card's ``command``, a chain's ``initial_model``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 
 from neuralgpu.curriculum import CurriculumConfig
 from neuralgpu.model import ModelConfig
+from neuralgpu.settings import differences
 from neuralgpu.tasks import ArithmeticTask, get_task
-from neuralgpu.train import TrainConfig
+from neuralgpu.train_config import TrainConfig, train_config_from_dict
 
 DEFAULT_RECIPE = "fast"
 
@@ -177,3 +180,49 @@ def build_config(task: str, recipe: str | None = None, **overrides: Any) -> Trai
         raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
     config = RECIPES[recipe](task)
     return replace(config, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def train_command(config: TrainConfig) -> str:
+    """The `neuralgpu train` command line that reproduces ``config``: its recipe, then the flags
+    and ``--set`` fields that change it."""
+    words = ["neuralgpu", "train", "--task", config.task, "--recipe", config.recipe, "--seed", str(config.seed)]
+    if config.stages:
+        words += ["--stages", ",".join(config.stages)]
+    if config.init_from:
+        words += ["--init-from", config.init_from]
+    if config.max_steps != TrainConfig.max_steps:
+        words += ["--max-steps", str(config.max_steps)]
+    if config.time_budget is not None:
+        words += ["--time-budget", f"{config.time_budget:g}"]
+    recipe = RECIPES[config.recipe](config.task) if config.recipe in RECIPES else None
+    # The flags that override a recipe's field (the reach ones only where the recipe has a reach check).
+    overrides = (
+        ("reach_samples", "--reach-samples", True),
+        ("reach_confirm_samples", "--reach-confirm-samples", True),
+        ("check_gap", "--check-gap", False),
+        ("ema_decay", "--ema", False),
+    )
+    for name, flag, needs_reach in overrides:
+        value = getattr(config, name)
+        if recipe is not None and (recipe.reach_factor or not needs_reach) and value != getattr(recipe, name):
+            words += [flag, str(value)]
+    words += [flag for flag, on in (("--compile", config.compile), ("--bf16", config.bf16)) if on]
+    if recipe is not None:  # what no flag covers: one --set per changed field
+        covered = frozenset(
+            {"task", "stages", "init_from", "recipe", "seed", "max_steps", "time_budget", "device", "compile", "bf16"}
+        )
+        covered |= {name for name, _, _ in overrides}
+        words += [word for setting in differences(config, recipe, covered) for word in ("--set", setting)]
+    return " ".join(words)
+
+
+def source_command(card: dict[str, Any]) -> str | None:
+    """The command that trained the model a card describes, so that a chain of runs (badd -> qadd
+    -> add) can be repeated from the last one's card alone. A release's card has it; a snapshot's
+    card has its run's config instead, unreadable (None) if the run is of another version."""
+    if "command" in card:
+        return str(card["command"])
+    try:
+        return train_command(train_config_from_dict(card["train_config"]))
+    except (KeyError, TypeError, ValueError):
+        return None

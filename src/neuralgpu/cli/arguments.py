@@ -85,14 +85,14 @@ def device_choice(text: str) -> str:
 
 
 def resolve_device_name(name: str) -> str:
-    from neuralgpu.train import resolve_device
+    from neuralgpu.train_config import resolve_device
 
     return str(resolve_device(name))
 
 
 def refuse_compile_without_a_compiler(args: argparse.Namespace) -> None:
     """torch.compile builds C++ kernels on a CPU; without a compiler it fails deep inside the first step."""
-    from neuralgpu.train import resolve_device
+    from neuralgpu.train_config import resolve_device
 
     if not args.compile or resolve_device(args.device).type != "cpu":
         return

@@ -76,7 +76,8 @@ def train_config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralgpu import distributed
     from neuralgpu.evaluate import format_table
-    from neuralgpu.train import Trainer, resolve_device
+    from neuralgpu.train import Trainer
+    from neuralgpu.train_config import resolve_device
 
     resolve_recipe(args)
     refuse_reach_options_without_a_reach_check(args)
