@@ -166,6 +166,11 @@ def test_reach_counts_only_lengths_where_every_suite_was_clean():
     }
     assert ShippedModel("x", card).error_free_up_to() == (200, 64, True)
     assert ShippedModel("x", card).failing_lengths() == [2000]
+    # A longer length with only structured inputs scored (a verification stopped before its random
+    # ones) claims nothing yet: the reach stays where random inputs were clean too.
+    stopped = {"results": [result(4000, "ascending", 0, 2)]}
+    partial = {**card, "verifications": [*card["verifications"], stopped]}
+    assert ShippedModel("x", partial).error_free_up_to() == (200, 64, True)
     assert "length 200 (10x; 64 random + structured suites); errors at 2000" in format_models(
         [ShippedModel("x", {**card, "task": "copy", "recipe": "fast", "seed": 0, "steps": 800, "wall_clock_s": 202.0})]
     )

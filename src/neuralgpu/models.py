@@ -38,13 +38,19 @@ class ShippedModel:
     def error_free_up_to(self) -> tuple[int, int, bool]:
         """(longest length with zero errors in every evaluation there, largest random sample there, structured too?).
 
-        A length counts only when every evaluation at it, random and structured, had zero errors;
-        since all of them were clean, the largest random evaluation there is the strongest claim.
+        A length counts only when every evaluation at it, random and structured, had zero errors,
+        and one of them was on random inputs: structured suites alone (a verification stopped
+        before its random inputs were scored) are no claim about the task's inputs at large.
+        Since all of them were clean, the largest random evaluation there is the strongest claim.
         """
         by_length: dict[int, list[dict[str, Any]]] = {}
         for record in self.evaluations:
             by_length.setdefault(int(record["length"]), []).append(record)
-        clean = [n for n, records in by_length.items() if all(r["sequence_errors"] == 0 for r in records)]
+        clean = [
+            n
+            for n, records in by_length.items()
+            if all(r["sequence_errors"] == 0 for r in records) and any(r["suite"] == "random" for r in records)
+        ]
         if not clean:
             return 0, 0, False
         longest = max(clean)
