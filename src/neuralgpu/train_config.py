@@ -2,6 +2,10 @@
 
 Recipes (``recipes.py``) fill it in; ``Trainer`` (``train.py``) runs it; a run directory's header
 and a release's card keep it as a dict, which ``train_config_from_dict`` reads back.
+
+It sits beside ``train.py`` rather than in it so that imports flow one way: ``recipes.py`` builds
+TrainConfigs, and the trainer records the command that rebuilds its config from a recipe
+(``recipes.train_command``); with the config in ``train.py`` the two would import each other.
 """
 
 from __future__ import annotations
