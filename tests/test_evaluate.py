@@ -392,3 +392,24 @@ def test_chosen_examples_score_as_they_do_in_the_whole_set_and_keep_their_indice
         evaluate(model, task, 2, "random", samples, examples=(64,))
     with pytest.raises(ValueError, match="scored whole and afresh"):
         evaluate(model, task, 2, "random", samples, examples=chosen, stop_at_error=True)
+
+
+def test_answers_are_computed_in_full_float32_and_the_setting_is_put_back(monkeypatch):
+    """A GPU would otherwise run the convolutions in TF32, PyTorch's default for cuDNN; an answer or
+    a recorded verification must not depend on that (neuralgpu.precision)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    model = untrained()
+    seen = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    batch = eval_batch(get_task("copy"), 12, "random", 5)
+    predicted = predict(model, batch.inputs, batch.mask, memory_budget=2 * state_bytes_per_example(model, 12))
+    assert predicted.shape == batch.inputs.shape
+    assert seen == [(False, False)] * 3  # three batches of at most two, each without TF32
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32  # and the caller's setting back

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from neuralgpu.flops import inference_flops
 from neuralgpu.memory import release_large_blocks
 from neuralgpu.model import ModelConfig, NeuralGPU
+from neuralgpu.precision import exact_float32
 from neuralgpu.recipes import build_config
 from neuralgpu.reference import reference_forward
 from neuralgpu.tasks import get_task
@@ -105,8 +106,8 @@ def dense_matmul_tflops(device: torch.device, size: int | None = None, repeats: 
     same product as a 1x1 convolution (oneDNN or cuDNN, the library the model's convolutions use;
     on an AMD CPU oneDNN's was ~1.6x MKL's). Each the median of ``repeats``.
 
-    On CUDA the product may use TF32 exactly when cuDNN's convolutions may (PyTorch lets them by
-    default), so the rate is the one the model's convolutions could reach.
+    In full float32 on CUDA too (no TF32): the arithmetic inference runs in (``_inference``, as
+    ``neuralgpu eval`` does: ``precision.exact_float32``), so the share compares like with like.
     """
     size = size or (8192 if device.type == "cuda" else 1024)  # 1024: within a CPU core's caches
     left, right = (torch.randn(size, size, device=device) for _ in range(2))
@@ -114,13 +115,9 @@ def dense_matmul_tflops(device: torch.device, size: int | None = None, repeats: 
     side = math.isqrt(size)
     image = left[: side * side].T.reshape(1, size, side, side).contiguous(memory_format=torch.channels_last)
     filters = right.reshape(size, size, 1, 1).contiguous(memory_format=torch.channels_last)
-    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
-    try:
-        runs = {"matmul": lambda: left @ right, "conv": lambda: F.conv2d(image, filters)}
+    runs = {"matmul": lambda: left @ right, "conv": lambda: F.conv2d(image, filters)}
+    with exact_float32():
         ms = interleaved_medians(runs, device, repeats, warmup=1)  # warm-up: library load, autotuning
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
     fastest_ms = min(ms["matmul"], ms["conv"] * size / (side * side))
     return 2 * size**3 / (fastest_ms / 1e3) / 1e12
 
@@ -162,9 +159,11 @@ def _train_step(model: NeuralGPU, optimizer: torch.optim.Optimizer, tensors, ref
 
 
 def _inference(model: NeuralGPU, tensors, reference: bool) -> None:
+    """Inference as ``neuralgpu eval`` runs it: in full float32 on a GPU too. (Training steps keep
+    PyTorch's default, TF32 convolutions on a GPU, as ``neuralgpu train`` does.)"""
     inputs, _, mask = tensors
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         (reference_forward(model, inputs, mask) if reference else model(inputs, mask).logits).argmax(-1)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from neuralgpu.batches import padded_to
 from neuralgpu.model import NeuralGPU
+from neuralgpu.precision import exact_float32
 from neuralgpu.progress import Progress
 from neuralgpu.tasks import Batch, Task, stable_seed
 
@@ -141,7 +142,8 @@ def check_fits(model: NeuralGPU, width: int, memory_budget: int) -> None:
 def predictions(
     model: NeuralGPU, inputs: np.ndarray, mask: np.ndarray, memory_budget: int = 2**30, batch_size: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Argmax tokens for consecutive batches of token rows of one width, one array a batch.
+    """Argmax tokens for consecutive batches of token rows of one width, one array a batch, computed
+    in full float32 (``precision.exact_float32``: no TF32 on a GPU).
 
     Batches fit ``memory_budget`` (and the CPU's caches); ``batch_size`` caps them further.
     """
@@ -156,7 +158,9 @@ def predictions(
         for start in range(0, len(inputs), step):
             tokens = torch.from_numpy(inputs[start : start + step]).to(device)
             columns = torch.from_numpy(mask[start : start + step]).to(device)
-            yield model(tokens, columns).logits.argmax(-1).cpu().numpy()
+            with exact_float32():  # an answer must not depend on a GPU's TF32 default
+                predicted = model(tokens, columns).logits.argmax(-1).cpu().numpy()
+            yield predicted
     finally:
         model.train(was_training)
 

@@ -56,12 +56,16 @@ def best_hint(run_dir: str) -> str:
 
 def only_infers(command: Command) -> Command:
     """A command whose process only runs models: keep freed state memory for the next step
-    (see ``neuralgpu.memory``; long CPU evaluation otherwise faults its pages in every step)."""
+    (see ``neuralgpu.memory``; long CPU evaluation otherwise faults its pages in every step), and
+    compute in full float32 on a GPU, pictures too (``neuralgpu.precision``)."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        from neuralgpu.precision import exact_float32
+
         reuse_freed_blocks()
-        return command(args)
+        with exact_float32():
+            return command(args)
 
     return run
 
