@@ -50,10 +50,12 @@ def test_the_model_computes_on_the_gpu_what_it_computes_on_the_cpu(options):
             (output.logits.logsumexp(-1).mean() + output.saturation).backward()
         outputs.append((output.logits.detach().cpu(), {name: p.grad.cpu() for name, p in model.named_parameters()}))
     (cpu_logits, cpu_grads), (gpu_logits, gpu_grads) = outputs
-    # Tolerance: cuDNN and oneDNN sum the convolutions' products in different orders, over 41 steps.
-    torch.testing.assert_close(gpu_logits, cpu_logits, rtol=1e-4, atol=1e-4)
+    # Tolerance: cuDNN and oneDNN sum the convolutions' products in different orders, over 41 steps;
+    # on the CPU float32 and float64 differed by at most 1e-6 of the largest logit or gradient.
+    # Relative to the largest, since the paper's model starts with logits of ~1e-5.
+    torch.testing.assert_close(gpu_logits, cpu_logits, rtol=1e-4, atol=1e-4 * float(cpu_logits.abs().max()))
     for name, grad in cpu_grads.items():
-        torch.testing.assert_close(gpu_grads[name], grad, rtol=1e-3, atol=1e-5, msg=name)
+        torch.testing.assert_close(gpu_grads[name], grad, rtol=1e-3, atol=1e-4 * float(grad.abs().max()), msg=name)
 
 
 def test_compiled_cells_on_the_gpu_match_the_eager_model():
