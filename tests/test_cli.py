@@ -353,3 +353,26 @@ def test_solve_and_eval_run_with_bf16_convolutions(capsys):
     assert main(["eval", "reverse", "--lengths", "20", "--suite", "random", "--samples", "8", "--bf16", "--json"]) == 0
     [result] = json.loads(capsys.readouterr().out)
     assert (result["samples"], result["sequence_errors"]) == (8, 0)
+
+
+def test_a_gpu_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys):
+    """A GPU shared with other work can run out of memory below the evaluation's own budget."""
+    import torch
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    monkeypatch.setattr(evaluation, "predictions", out_of_memory)
+    assert main(["eval", "copy", "--lengths", "20", "--samples", "2", "--device", "cpu"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and "Traceback" not in message
+    assert "the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in message and "--device cpu" in message
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(evaluation, "predictions", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["eval", "copy", "--lengths", "20", "--samples", "2", "--device", "cpu"])

@@ -1,7 +1,7 @@
 """The ``neuralgpu`` command: thin subcommands that parse, call the library and print.
 
-Every expected failure (bad input, unknown name, unreadable checkpoint, too long for memory)
-ends in one line on stderr and a non-zero exit status, never a traceback.
+Every expected failure (bad input, unknown name, unreadable checkpoint, too long for memory, a
+GPU out of memory) ends in one line on stderr and a non-zero exit status, never a traceback.
 """
 
 from __future__ import annotations
@@ -36,9 +36,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, ValueError, MemoryError, OSError) as error:
         print(f"neuralgpu {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as error:
+        if not out_of_gpu_memory(error):
+            raise
+        first_line = str(error).splitlines()[0] if str(error) else "out of memory"
+        print(
+            f"neuralgpu {args.command}: the GPU ran out of memory ({first_line}); use shorter inputs or a smaller batch, "
+            "free the GPU of other work, or run with --device cpu",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"neuralgpu {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def out_of_gpu_memory(error: BaseException) -> bool:
+    """torch's CUDA out-of-memory error (a RuntimeError), told apart without importing torch here."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
 
 
 if __name__ == "__main__":
