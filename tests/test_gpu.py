@@ -93,7 +93,7 @@ def test_shipped_models_are_error_free_on_the_gpu_at_10x(name):
 
 
 @pytest.mark.parametrize("name", pretrained_names())
-def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name):
+def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name, monkeypatch):
     """What the reduced-precision paths would change: each shipped model's answers at 10x with
     TF32 allowed (PyTorch's default for cuDNN's convolutions, kept in training) and with bfloat16
     convolutions (--bf16), against full float32, on random inputs and every structured suite."""
@@ -105,13 +105,11 @@ def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name):
     mask = np.concatenate([batch.mask for batch in batches])
     exact = predict(model, inputs, mask)  # predict runs in full float32
     tokens, columns = torch.from_numpy(inputs).to(DEVICE), torch.from_numpy(mask).to(DEVICE)
-    convolutions, products = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    try:
+    with monkeypatch.context() as allowed:  # PyTorch's TF32 switches on, and back as they were after
+        allowed.setattr(torch.backends.cudnn, "allow_tf32", True)
+        allowed.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
         with torch.no_grad():
             tf32 = model.eval()(tokens, columns).logits.argmax(-1).cpu().numpy()
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = convolutions, products
     model.bf16_convolutions()
     try:
         bf16 = predict(model, inputs, mask)
