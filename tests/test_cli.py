@@ -126,25 +126,31 @@ def test_compiled_eval_scores_like_the_eager_model_and_records_that_it_compiled(
     assert card["verifications"][-1]["command"].endswith("--samples 16 --compile")
 
 
-def test_a_stopped_recorded_eval_keeps_its_prefix_and_extend_finishes_it(trained_copy, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stop", ["sigterm", "gpu out of memory"])
+def test_a_stopped_recorded_eval_keeps_its_prefix_and_extend_finishes_it(trained_copy, tmp_path, monkeypatch, capsys, stop):
+    import torch
+
     run_dir, _ = trained_copy
     release = tmp_path / "copy.safetensors"
     shutil.copy(run_dir / "model.safetensors", release)
     shutil.copy(run_dir / "model.json", release.with_suffix(".json"))
     scored_in = evaluation.predictions
 
-    def terminated_after_two_batches(model, inputs, mask, memory_budget, batch_size=None):
+    def stopped_after_two_batches(model, inputs, mask, memory_budget, batch_size=None):
         for number, predicted in enumerate(scored_in(model, inputs, mask, memory_budget, 8), start=1):
             yield predicted
-            if number == 2:  # as `kill` would, while the third batch is due
+            if number == 2 and stop == "sigterm":  # as `kill` would, while the third batch is due
                 os.kill(os.getpid(), signal.SIGTERM)
+            if number == 2 and stop == "gpu out of memory":  # as a GPU shared with other work can
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     args = ["eval", str(release), "--lengths", "29", "--suite", "random", "--samples", "40", "--device", "cpu", "--json"]
-    monkeypatch.setattr(evaluation, "predictions", terminated_after_two_batches)
-    assert main([*args, "--record"]) == 130
+    monkeypatch.setattr(evaluation, "predictions", stopped_after_two_batches)
+    assert main([*args, "--record"]) == (130 if stop == "sigterm" else 2)
     output = capsys.readouterr()
     assert [row["samples"] for row in json.loads(output.out)] == [16]
-    assert "stopped" in output.err and "--extend" in output.err and "Traceback" not in output.err
+    assert "--extend" in output.err and "Traceback" not in output.err and output.err.count("\n") == 1
+    assert ("stopped" if stop == "sigterm" else "the GPU ran out of memory (CUDA out of memory.") in output.err
     stopped = json.loads(release.with_suffix(".json").read_text())["verifications"][-1]
     assert stopped["stopped"] and [(result["samples"], result["set_size"]) for result in stopped["results"]] == [(16, 40)]
 

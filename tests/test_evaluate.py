@@ -16,6 +16,7 @@ from neuralgpu.evaluate import (
     NAMED_WRONG_EXAMPLES,
     EvalResult,
     EvaluationStopped,
+    OutOfMemoryMidEvaluation,
     continues,
     eval_batch,
     evaluate,
@@ -307,18 +308,27 @@ def test_going_on_from_an_earlier_prefix_gives_the_whole_evaluation():
         evaluate(model, task, 3, "random", 48, after=whole)
 
 
-def test_a_stopped_evaluation_hands_back_what_it_finished_and_the_prefix_it_scored():
+@pytest.mark.parametrize(
+    "stop, raised",
+    [
+        (KeyboardInterrupt, EvaluationStopped),  # what Ctrl-C, or SIGTERM under `neuralgpu eval`, raises mid-batch
+        (torch.cuda.OutOfMemoryError, OutOfMemoryMidEvaluation),  # a GPU shared with other work
+    ],
+)
+def test_a_stopped_evaluation_hands_back_what_it_finished_and_the_prefix_it_scored(stop, raised):
     model, task, calls = untrained(), get_task("reverse"), []
 
     def stop_at_the_sixth_batch(module, inputs, output):
         calls.append(len(inputs[0]))
         if len(calls) == 6:
-            raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM under `neuralgpu eval`, raises mid-batch
+            raise stop("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     model.register_forward_hook(stop_at_the_sixth_batch)
-    with pytest.raises(EvaluationStopped) as stopped:
+    with pytest.raises(raised) as stopped:
         evaluate_suites(model, task, [2, 3], ["random", "constant"], 100, memory_budget=60_000)  # batches of 46
     finished, partial = stopped.value.results[:-1], stopped.value.results[-1]
+    # Out of memory, it is still torch's error, with torch's message, for whoever catches that.
+    assert isinstance(stopped.value, stop) and (stop is KeyboardInterrupt or "Tried to allocate" in str(stopped.value))
     assert [(result.length, result.suite, result.samples) for result in finished] == [(2, "random", 100)]
     assert (partial.length, partial.suite, partial.samples, partial.set_size) == (
         2,

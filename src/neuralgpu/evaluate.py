@@ -209,7 +209,8 @@ def evaluate(
     ``after``, an earlier result of the same model whose examples ``continues`` the set, is taken as it
     stands: only the examples past it are scored, and the result counts both. A stop (Ctrl-C,
     SIGTERM) raises ``EvaluationStopped`` carrying the prefix scored so far, so hours of scoring
-    can be recorded and continued rather than lost.
+    can be recorded and continued rather than lost; so does the GPU running out of memory (a GPU
+    shared with other work can, below ``memory_budget``), as ``OutOfMemoryMidEvaluation``.
 
     ``extra_steps`` pads every example with that many masked columns: the model runs that many more
     steps than the example has columns, and is scored on the example's own. A model whose answer
@@ -274,6 +275,8 @@ def evaluate(
                     break
     except KeyboardInterrupt:
         raise EvaluationStopped([named_by_set(scored, examples, set_size)]) from None
+    except torch.cuda.OutOfMemoryError as error:
+        raise OutOfMemoryMidEvaluation([named_by_set(scored, examples, set_size)], error) from error
     return named_by_set(scored, examples, set_size)
 
 
@@ -326,6 +329,15 @@ class EvaluationStopped(KeyboardInterrupt):
         self.results = results
 
 
+class OutOfMemoryMidEvaluation(torch.cuda.OutOfMemoryError):
+    """The GPU ran out of memory during an evaluation: torch's error (its message, and caught
+    wherever that error is), with what was scored by then, as ``EvaluationStopped`` carries it."""
+
+    def __init__(self, results: list[EvalResult], error: BaseException):
+        super().__init__(str(error))
+        self.results = results
+
+
 def evaluate_suites(
     model: NeuralGPU,
     task: Task,
@@ -345,7 +357,8 @@ def evaluate_suites(
     ``earlier`` maps (length, suite) to a result to continue (see ``evaluate``'s ``after``), and
     ``on_wrong(length, suite, wrong)`` sees every batch's wrong symbols, and ``examples`` chooses
     the examples of each set to score (see ``evaluate``). A stop raises ``EvaluationStopped`` with
-    the finished results and the stopped one's prefix.
+    the finished results and the stopped one's prefix; the GPU out of memory,
+    ``OutOfMemoryMidEvaluation`` with the same.
     """
     earlier = earlier or {}
     plan = [(length, suite, earlier.get((length, suite))) for length in lengths for suite in suites]
@@ -373,6 +386,8 @@ def evaluate_suites(
                 )
             except EvaluationStopped as stop:
                 raise EvaluationStopped(results + stop.results) from None
+            except OutOfMemoryMidEvaluation as failure:
+                raise OutOfMemoryMidEvaluation(results + failure.results, failure) from failure.__cause__
             except KeyboardInterrupt:  # before its first batch began: nothing of it was scored
                 raise EvaluationStopped(results) from None
             shown.finish(outcome(results[-1]))

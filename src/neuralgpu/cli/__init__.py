@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from neuralgpu.checkpoint import CheckpointError
-from neuralgpu.cli.arguments import EXIT_USAGE, CommandError
+from neuralgpu.cli.arguments import EXIT_USAGE, CommandError, gpu_memory_message
 from neuralgpu.cli.parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -39,12 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as error:
         if not out_of_gpu_memory(error):
             raise
-        first_line = str(error).splitlines()[0] if str(error) else "out of memory"
-        print(
-            f"neuralgpu {args.command}: the GPU ran out of memory ({first_line}); use shorter inputs or a smaller batch, "
-            "free the GPU of other work, or run with --device cpu",
-            file=sys.stderr,
-        )
+        print(f"neuralgpu {args.command}: {gpu_memory_message(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"neuralgpu {args.command}: interrupted", file=sys.stderr)

@@ -19,6 +19,15 @@ class CommandError(Exception):
         self.status = status
 
 
+def gpu_memory_message(error: BaseException) -> str:
+    """What to say of a CUDA out-of-memory error: the first line of torch's, and what to do."""
+    first_line = str(error).splitlines()[0] if str(error) else "out of memory"
+    return (
+        f"the GPU ran out of memory ({first_line}); use shorter inputs or a smaller batch, "
+        "free the GPU of other work, or run with --device cpu"
+    )
+
+
 def whole_number_at_least(text: str, least: int) -> int:
     try:
         value = int(text)

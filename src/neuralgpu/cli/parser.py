@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--record",
         action="store_true",
-        help="add these results, the command and the hardware to the model's card; stopped by Ctrl-C or SIGTERM, it "
-        "records the examples scored so far (each set's first N: a shorter but valid evaluation)",
+        help="add these results, the command and the hardware to the model's card; stopped by Ctrl-C or SIGTERM (or the "
+        "GPU out of memory), it records the examples scored so far (each set's first N: a shorter but valid evaluation)",
     )
     evaluate.add_argument(
         "--extend",

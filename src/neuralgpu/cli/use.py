@@ -19,6 +19,7 @@ from neuralgpu.cli.arguments import (
     EXIT_BAD_INPUT,
     MAX_SHOWN_SYMBOLS,
     CommandError,
+    gpu_memory_message,
     refuse_compile_without_a_compiler,
     resolve_device_name,
 )
@@ -198,7 +199,7 @@ def _record(
 @only_infers
 def cmd_eval(args: argparse.Namespace) -> int:
     from neuralgpu.columns import ColumnErrors, format_columns
-    from neuralgpu.evaluate import EvaluationStopped, evaluate_suites, format_table
+    from neuralgpu.evaluate import EvaluationStopped, OutOfMemoryMidEvaluation, evaluate_suites, format_table
     from neuralgpu.tasks import structured_suites
 
     refuse_compile_without_a_compiler(args)
@@ -234,7 +235,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     earlier = _continuable_results(solver.card, task, args.lengths, suites, args.samples) if args.extend else {}
     columns = {(length, suite): ColumnErrors(task.name, length, suite) for length in args.lengths for suite in suites}
     on_wrong = (lambda length, suite, wrong: columns[length, suite].add(wrong)) if args.by_column else None
-    stopped = False
+    stopped, out_of_memory = False, None
     try:
         with terminated_as_interrupted():
             results = evaluate_suites(
@@ -251,7 +252,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     except EvaluationStopped as stop:
         results, stopped = stop.results, True
-    recorded = _record(args, results, earlier, stopped) if args.record or args.extend else 0
+    except OutOfMemoryMidEvaluation as failure:  # recorded as a stop is: what was scored is kept
+        results, out_of_memory = failure.results, failure
+    incomplete = stopped or out_of_memory is not None
+    recorded = _record(args, results, earlier, incomplete) if args.record or args.extend else 0
     profiles = [columns[result.length, result.suite] for result in results] if args.by_column else []
     if args.json:
         rows = [result.to_json() for result in results]
@@ -262,12 +266,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_table(results))
         if profiles:
             print(format_columns(profiles))
+    kept = f"; recorded the {recorded} results above on the card, run the same command with --extend to go on" if recorded else ""
+    if out_of_memory is not None:
+        raise CommandError(f"{gpu_memory_message(out_of_memory)}; the table holds what was scored{kept}")
     if stopped:
-        kept = (
-            f"; recorded the {recorded} results above on the card, run the same command with --extend to go on"
-            if recorded
-            else ""
-        )
         print(f"neuralgpu eval: stopped; the table holds what was scored{kept}", file=sys.stderr)
         return 130
     return 0
