@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from neuralgpu.model import ModelConfig, NeuralGPU, count_parameters, dropout_rate
+from neuralgpu.model import CellWeights, ModelConfig, NeuralGPU, count_parameters, dropout_rate
 
 
 def make(**options):
@@ -47,10 +47,38 @@ def test_steps_without_padding_skip_the_mask_and_compute_the_same_bits():
     results = []
     for mask in (torch.ones(3, 1, 1, 9), None):
         torch.manual_seed(1)  # the same dropout
-        out, _ = model.run_steps(state, mask, 0, 9, dropout=0.1, checkpoint_each=False)
+        out, _ = model.run_steps(state, mask, model.cell_weights(), 0, 9, dropout=0.1, checkpoint_each=False)
         (gradient,) = torch.autograd.grad(out.square().sum(), state)
         results.append((out, gradient))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+class IndexedEveryStep:
+    """``cells[copy]`` as the model once took it: the parameters indexed afresh at every step."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getitem__(self, copy):
+        layers = range(self.model.config.layers_per_step)
+        return [CellWeights(*(getattr(self.model, name)[copy, layer] for name in NeuralGPU.RELAXED)) for layer in layers]
+
+
+@pytest.mark.parametrize("options", [{}, {"height": 1, "kernel_height": 1, "gate": "hard", "diagonal_gates": True}])
+def test_weights_unbound_once_give_the_gradients_of_indexing_every_step_bit_for_bit(options, monkeypatch):
+    """The shipped models' training commands reproduce their files bit for bit: taking each CGRU's
+    weights once a forward pass (for speed) must not move a gradient by one rounding."""
+    tokens = torch.randint(1, 13, (4, 14))
+    gradients = []
+    for indexed in (False, True):
+        model = make(copies=3, **options).train()
+        if indexed:
+            monkeypatch.setattr(model, "cell_weights", lambda model=model: IndexedEveryStep(model))
+        torch.manual_seed(2)  # the same dropout
+        output = model(tokens)
+        (output.logits.square().mean() + output.saturation).backward()
+        gradients.append([parameter.grad for parameter in model.parameters()])
+    assert all(torch.equal(ours, indexed) for ours, indexed in zip(*gradients))
 
 
 def test_other_rows_of_the_batch_do_not_matter():
@@ -102,8 +130,9 @@ def test_candidate_dropout_drops_candidates_in_training_only():
     assert (model.gate_bias[..., 8:] == -50).all() and (model.gate_bias[..., :8] == 1).all()
     state = torch.randn(4, 8, 1, 10).contiguous(memory_format=torch.channels_last)
     ones = torch.ones(4, 1, 1, 10)
-    candidate, _ = model.eval().cgru(state, ones, copy=0, layer=0)
-    dropped, _ = model.train().cgru(state, ones, copy=0, layer=0)
+    weights = model.cell_weights()[0][0]
+    candidate, _ = model.eval().cgru(state, ones, weights)
+    dropped, _ = model.train().cgru(state, ones, weights)
     zero = dropped == 0
     assert 0.4 < zero.float().mean() < 0.6
     torch.testing.assert_close(dropped[~zero], 2 * candidate[~zero])

@@ -85,6 +85,15 @@ def architecture_differences(config: ModelConfig, other: ModelConfig) -> list[st
     ]
 
 
+class CellWeights(NamedTuple):
+    """One CGRU's weights: views of one (copy, layer) slice of the relaxed parameters."""
+
+    gate_weight: Tensor  # (2m, m, kh, kw): reset and update gates in one convolution
+    gate_bias: Tensor  # (2m,)
+    candidate_weight: Tensor  # (m, m, kh, kw)
+    candidate_bias: Tensor  # (m,)
+
+
 class ModelOutput(NamedTuple):
     logits: Tensor  # (B, n, vocab_size)
     saturation: Tensor  # scalar: mean of relu(|pre-activation| - 0.9) over hard gates (0 for cutoff)
@@ -212,7 +221,22 @@ class NeuralGPU(nn.Module):
         # for small images with few channels (measured ~1.6x faster per convolution on CPU).
         return (state * column_mask).contiguous(memory_format=torch.channels_last)
 
-    def cgru(self, state: Tensor, column_mask: Tensor | None, copy: int, layer: int) -> tuple[Tensor, Tensor]:
+    def cell_weights(self) -> list[list[CellWeights]]:
+        """Every CGRU's weights, indexed [copy][layer]: views, so gradients reach the parameters.
+
+        A forward pass takes them once and hands them to its n steps. Indexing the parameters at
+        every step instead (``gate_weight[copy, layer]``) costs backward a parameter-sized tensor of
+        zeros per use, added into the gradient; one unbind stacks each gradient once. The sums are
+        the same, bit for bit (a test checks), and a CPU training step ~4-6% faster (measured on
+        the paper's and the ``fast`` model at length 41, batch 32).
+        """
+        slices = [[layer.unbind(0) for layer in getattr(self, name).unbind(0)] for name in self.RELAXED]
+        return [
+            [CellWeights(*(weights[copy][layer] for weights in slices)) for layer in range(self.config.layers_per_step)]
+            for copy in range(self.config.copies)
+        ]
+
+    def cgru(self, state: Tensor, column_mask: Tensor | None, weights: CellWeights) -> tuple[Tensor, Tensor]:
         """One convolutional GRU, masked (None: no column is padding): the new state (B, m, h, n)
         and its saturation cost."""
         config = self.config
@@ -222,10 +246,7 @@ class NeuralGPU(nn.Module):
         return self.cell(
             state,
             column_mask,
-            self.gate_weight[copy, layer],
-            self.gate_bias[copy, layer],
-            self.candidate_weight[copy, layer],
-            self.candidate_bias[copy, layer],
+            *weights,
             hard=config.gate == "hard",
             cutoff=config.cutoff,
             diagonal=config.diagonal_gates,
@@ -258,27 +279,36 @@ class NeuralGPU(nn.Module):
         limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # before torch 2.6
         setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
 
-    def step(self, state: Tensor, column_mask: Tensor | None, copy: int, dropout: float) -> tuple[Tensor, Tensor]:
-        """One step: every CGRU layer, each followed by the mask, then dropout on the state."""
+    def step(self, state: Tensor, column_mask: Tensor | None, layers: list[CellWeights], dropout: float) -> tuple[Tensor, Tensor]:
+        """One step: every CGRU layer (``layers``: one copy's weights), each followed by the mask,
+        then dropout on the state."""
         saturation = state.new_zeros(())
-        for layer in range(self.config.layers_per_step):
-            state, cost = self.cgru(state, column_mask, copy, layer)
+        for weights in layers:
+            state, cost = self.cgru(state, column_mask, weights)
             saturation = saturation + cost
         if dropout > 0.0:
             state = F.dropout(state, dropout, training=True)
         return state, saturation
 
     def run_steps(
-        self, state: Tensor, column_mask: Tensor | None, start: int, stop: int, dropout: float, checkpoint_each: bool
+        self,
+        state: Tensor,
+        column_mask: Tensor | None,
+        cells: list[list[CellWeights]],
+        start: int,
+        stop: int,
+        dropout: float,
+        checkpoint_each: bool,
     ) -> tuple[Tensor, Tensor]:
-        """Steps start..stop-1 (step t uses relaxed copy t mod copies); returns state and saturation."""
+        """Steps start..stop-1 (step t uses relaxed copy t mod copies of ``cells``, from
+        ``cell_weights``); returns state and saturation."""
         saturation = state.new_zeros(())
         for t in range(start, stop):
-            copy = t % self.config.copies
+            layers = cells[t % self.config.copies]
             if checkpoint_each:
-                state, cost = checkpoint(self.step, state, column_mask, copy, dropout, use_reentrant=False)
+                state, cost = checkpoint(self.step, state, column_mask, layers, dropout, use_reentrant=False)
             else:
-                state, cost = self.step(state, column_mask, copy, dropout)
+                state, cost = self.step(state, column_mask, layers, dropout)
             saturation = saturation + cost
         return state, saturation
 
@@ -294,6 +324,7 @@ class NeuralGPU(nn.Module):
         if bool(mask.all()):
             column_mask = None
         dropout = dropout_rate(self.config, width) if self.training else 0.0
+        cells = self.cell_weights()
         if self.config.checkpoint_steps and torch.is_grad_enabled():
             # Two levels: keep the state only at segment boundaries (about sqrt(n) of them); in
             # backward, a segment reruns keeping one state a step, and each step reruns alone.
@@ -302,10 +333,12 @@ class NeuralGPU(nn.Module):
             saturation = state.new_zeros(())
             for start in range(0, width, segment):
                 stop = min(start + segment, width)
-                state, cost = checkpoint(self.run_steps, state, column_mask, start, stop, dropout, True, use_reentrant=False)
+                state, cost = checkpoint(
+                    self.run_steps, state, column_mask, cells, start, stop, dropout, True, use_reentrant=False
+                )
                 saturation = saturation + cost
         else:
-            state, saturation = self.run_steps(state, column_mask, 0, width, dropout, False)
+            state, saturation = self.run_steps(state, column_mask, cells, 0, width, dropout, False)
         return ModelOutput(self.read_out(state), saturation / max(width, 1))
 
     def read_out(self, state: Tensor) -> Tensor:
@@ -321,8 +354,9 @@ class NeuralGPU(nn.Module):
         column_mask = mask[:, None, None, :].to(self.embedding.dtype)
         state = self.embed(tokens, column_mask)
         yield state
+        cells = self.cell_weights()
         for t in range(tokens.shape[1]):
-            state, _ = self.step(state, column_mask, t % self.config.copies, 0.0)
+            state, _ = self.step(state, column_mask, cells[t % self.config.copies], 0.0)
             yield state
 
     @torch.no_grad()
