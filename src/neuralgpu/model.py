@@ -227,7 +227,7 @@ class NeuralGPU(nn.Module):
         A forward pass takes them once and hands them to its n steps. Indexing the parameters at
         every step instead (``gate_weight[copy, layer]``) costs backward a parameter-sized tensor of
         zeros per use, added into the gradient; one unbind stacks each gradient once. The sums are
-        the same, bit for bit (a test checks), and a CPU training step ~4-6% faster (measured on
+        the same, bit for bit (a test checks), and a CPU training step ~3-7% faster (measured on
         the paper's and the ``fast`` model at length 41, batch 32).
         """
         slices = [[layer.unbind(0) for layer in getattr(self, name).unbind(0)] for name in self.RELAXED]
