@@ -30,6 +30,18 @@ def trained_copy(tmp_path_factory) -> tuple[Path, Trainer]:
 
 
 @pytest.fixture
+def tf32_allowed():
+    """PyTorch's TF32 switches on for the test, and back as they were after. Assigned, not
+    monkeypatched: they are virtual attributes (torch.backends' __getattr__ and __setattr__), which
+    pytest 9.2's monkeypatch takes for unset and tries to delete on undo (an error at teardown)."""
+    cudnn, cublas = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, cublas.allow_tf32
+    cudnn.allow_tf32 = cublas.allow_tf32 = True
+    yield
+    cudnn.allow_tf32, cublas.allow_tf32 = before
+
+
+@pytest.fixture
 def train_configs(monkeypatch) -> list:
     """The TrainConfigs `neuralgpu train` builds, recorded by a stand-in for the Trainer that trains nothing."""
     import neuralgpu.train

@@ -404,11 +404,9 @@ def test_chosen_examples_score_as_they_do_in_the_whole_set_and_keep_their_indice
         evaluate(model, task, 2, "random", samples, examples=chosen, stop_at_error=True)
 
 
-def test_answers_are_computed_in_full_float32_and_the_setting_is_put_back(monkeypatch):
+def test_answers_are_computed_in_full_float32_and_the_setting_is_put_back(monkeypatch, tf32_allowed):
     """A GPU would otherwise run the convolutions in TF32, PyTorch's default for cuDNN; an answer or
     a recorded verification must not depend on that (neuralgpu.precision)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
     model = untrained()
     seen = []
     forward = model.forward

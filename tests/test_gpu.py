@@ -93,7 +93,7 @@ def test_shipped_models_are_error_free_on_the_gpu_at_10x(name):
 
 
 @pytest.mark.parametrize("name", pretrained_names())
-def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name, monkeypatch):
+def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name, tf32_allowed):
     """What the reduced-precision paths would change: each shipped model's answers at 10x with
     TF32 allowed (PyTorch's default for cuDNN's convolutions, kept in training) and with bfloat16
     convolutions (--bf16), against full float32, on random inputs and every structured suite."""
@@ -103,13 +103,10 @@ def test_tf32_and_bf16_leave_the_shipped_answers_unchanged(name, monkeypatch):
     batches = [eval_batch(task, length, "random", 32)] + [eval_batch(task, length, suite, 4) for suite in structured_suites(task)]
     inputs = np.concatenate([batch.inputs for batch in batches])
     mask = np.concatenate([batch.mask for batch in batches])
-    exact = predict(model, inputs, mask)  # predict runs in full float32
+    exact = predict(model, inputs, mask)  # predict runs in full float32, whatever the switches say
     tokens, columns = torch.from_numpy(inputs).to(DEVICE), torch.from_numpy(mask).to(DEVICE)
-    with monkeypatch.context() as allowed:  # PyTorch's TF32 switches on, and back as they were after
-        allowed.setattr(torch.backends.cudnn, "allow_tf32", True)
-        allowed.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-        with torch.no_grad():
-            tf32 = model.eval()(tokens, columns).logits.argmax(-1).cpu().numpy()
+    with torch.no_grad():  # the plain forward pass follows the switches: TF32 allowed (the fixture)
+        tf32 = model.eval()(tokens, columns).logits.argmax(-1).cpu().numpy()
     model.bf16_convolutions()
     try:
         bf16 = predict(model, inputs, mask)
